@@ -1,0 +1,1 @@
+"""Adapters exposing jaxmarl_envs environments to dm-env, Gymnasium and PettingZoo."""

@@ -1,0 +1,1 @@
+"""The research stack: algorithms, buffers, evaluation, logging and the CLI."""
