@@ -50,9 +50,15 @@ class Array(Spec):
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, name={self.name!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.__dict__.keys() == other.__dict__.keys() and all(
-            np.array_equal(v, other.__dict__[k]) if isinstance(v, np.ndarray) else v == other.__dict__[k]
-            for k, v in self.__dict__.items()
+        return (
+            type(self) is type(other)
+            and self.__dict__.keys() == other.__dict__.keys()
+            and all(
+                np.array_equal(v, other.__dict__[k])
+                if isinstance(v, np.ndarray)
+                else v == other.__dict__[k]
+                for k, v in self.__dict__.items()
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -74,7 +80,9 @@ class Array(Spec):
                 f"(or one that casts to it safely)."
             )
         if np.issubdtype(self.dtype, np.integer) and not np.issubdtype(dtype, np.integer):
-            raise ValueError(f"{self._label()} has dtype {dtype}, expected integers ({self.dtype}).")
+            raise ValueError(
+                f"{self._label()} has dtype {dtype}, expected integers ({self.dtype})."
+            )
 
     def validate(self, value: Any) -> Any:
         self._check_shape_dtype(value)
@@ -185,7 +193,9 @@ class Structured(Spec):
         self.fields: dict[str, Spec] = dict(fields)
 
     def __repr__(self) -> str:
-        return f"Structured({getattr(self.constructor, '__name__', self.constructor)}, {self.fields})"
+        return (
+            f"Structured({getattr(self.constructor, '__name__', self.constructor)}, {self.fields})"
+        )
 
     def __eq__(self, other: object) -> bool:
         return (

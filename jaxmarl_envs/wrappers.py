@@ -257,6 +257,11 @@ class AgentID(Wrapper):
             new = specs.Array(shape, view.dtype, view.name)
         return spec.replace(agents_view=new)
 
+    def global_state(self, state, observation):
+        # The centralised state is the inner environment's: strip the ids again.
+        view = observation.agents_view[..., : -self.num_agents]
+        return self._env.global_state(state, observation.replace(agents_view=view))
+
     def _add_id(self, ts: TimeStep) -> TimeStep:
         obs = ts.observation
         view = jnp.concatenate([obs.agents_view, jnp.asarray(self._eye)], axis=-1)
@@ -313,4 +318,3 @@ class CheckedActions(Wrapper):
                 hi=jnp.asarray(spec.maximum),
             )
         return self._env.step(state, action)
-

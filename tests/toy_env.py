@@ -61,8 +61,9 @@ class ToyEnv(Environment):
 
     def reset(self, key):
         key, sub = jax.random.split(key)
-        state = ToyState(key=key, step_count=jnp.zeros((), jnp.int32),
-                         target=jax.random.randint(sub, (), 0, 3))
+        state = ToyState(
+            key=key, step_count=jnp.zeros((), jnp.int32), target=jax.random.randint(sub, (), 0, 3)
+        )
         return state, restart(self._obs(state), 2)
 
     def step(self, state: ToyState, action):
@@ -70,8 +71,9 @@ class ToyEnv(Environment):
         both = jnp.all(action == state.target)
         reward = jnp.full((2,), both, jnp.float32)
         key, sub = jax.random.split(state.key)
-        state = ToyState(key=key, step_count=state.step_count + 1,
-                         target=jax.random.randint(sub, (), 0, 3))
+        state = ToyState(
+            key=key, step_count=state.step_count + 1, target=jax.random.randint(sub, (), 0, 3)
+        )
         terminated = jnp.all(action == 2)
         truncated = state.step_count >= self._time_limit
         return state, make_timestep(self._obs(state), reward, terminated, truncated)

@@ -1,0 +1,52 @@
+"""Jittable random-policy rollouts, shared by the CLI, benchmarks and tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from jaxmarl_envs.env import Environment
+from jaxmarl_envs.types import TimeStep
+
+
+def random_action(key: chex.PRNGKey, action_mask: chex.Array) -> chex.Array:
+    """Samples uniformly among legal actions.
+
+    Args:
+        key: PRNG key.
+        action_mask: `(..., num_agents, num_actions)` bool.
+
+    Returns:
+        `(..., num_agents)` int32 actions (an agent with no legal action gets action 0).
+    """
+    logits = jnp.where(action_mask, 0.0, -jnp.inf)
+    logits = jnp.where(action_mask.any(-1, keepdims=True), logits, 0.0)
+    return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def random_rollout(
+    env: Environment, key: chex.PRNGKey, num_steps: int
+) -> tuple[Any, TimeStep, Any, TimeStep]:
+    """Runs `num_steps` random legal actions from a reset under `lax.scan`.
+
+    The environment should auto-reset (wrap it in `AutoReset`) if episodes may end before
+    `num_steps`. Works for batched environments (`VmapWrapper`) as well.
+
+    Returns:
+        `(first_state, first_timestep, states, timesteps)` where `states`/`timesteps` are
+        stacked over a leading time axis of length `num_steps`.
+    """
+    reset_key, key = jax.random.split(key)
+    state, ts = env.reset(reset_key)
+
+    def body(carry, step_key):
+        state, ts = carry
+        action = random_action(step_key, ts.observation.action_mask)
+        state, ts = env.step(state, action)
+        return (state, ts), (state, ts)
+
+    _, (states, timesteps) = jax.lax.scan(body, (state, ts), jax.random.split(key, num_steps))
+    return state, ts, states, timesteps
