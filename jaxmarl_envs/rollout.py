@@ -22,8 +22,9 @@ def random_action(key: chex.PRNGKey, action_mask: chex.Array) -> chex.Array:
     Returns:
         `(..., num_agents)` int32 actions (an agent with no legal action gets action 0).
     """
-    logits = jnp.where(action_mask, 0.0, -jnp.inf)
-    logits = jnp.where(action_mask.any(-1, keepdims=True), logits, 0.0)
+    first = jnp.arange(action_mask.shape[-1]) == 0
+    mask = jnp.where(action_mask.any(-1, keepdims=True), action_mask, first)
+    logits = jnp.where(mask, 0.0, -jnp.inf)
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 

@@ -279,3 +279,34 @@ def test_wrapper_properties_forward():
     assert env.num_actions == 3
     state, _ = env.reset(jax.random.PRNGKey(0))
     assert env.render(state).shape == (16, 16, 3)
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+
+def test_random_action_respects_mask():
+    from jaxmarl_envs.rollout import random_action
+
+    mask = jnp.array([[True, False, True], [False, False, True], [False, False, False]])
+    actions = jax.vmap(lambda k: random_action(k, mask))(
+        jax.random.split(jax.random.PRNGKey(0), 2000)
+    )
+    actions = np.asarray(actions)
+    assert set(np.unique(actions[:, 0])) == {0, 2}
+    assert np.all(actions[:, 1] == 2)
+    assert np.all(actions[:, 2] == 0)  # no legal action: falls back to 0
+    # Uniform over the legal ones.
+    assert abs(np.mean(actions[:, 0] == 0) - 0.5) < 0.05
+
+
+def test_random_rollout_batched_shapes():
+    from jaxmarl_envs.rollout import random_rollout
+
+    env = VmapWrapper(AutoReset(ToyEnv(time_limit=2)), num_envs=3)
+    _, ts0, states, tss = jax.jit(random_rollout, static_argnums=(0, 2))(
+        env, jax.random.PRNGKey(0), 4
+    )
+    assert tss.reward.shape == (4, 3, 2)
+    assert states.step_count.shape == (4, 3)
+    assert np.asarray(tss.last()).sum() >= 6  # every env ends at least twice in 4 steps
+    assert ts0.observation.action_mask.shape == (3, 2, 3)
