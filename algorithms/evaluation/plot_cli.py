@@ -1,0 +1,303 @@
+"""The ``jaxmarl plot`` subcommand: every plot and table of marl-eval result files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jaxmarl_envs.algorithms.evaluation import plots, statistics, tables
+from jaxmarl_envs.algorithms.evaluation.processing import (
+    Normalisation,
+    curve_tensors,
+    load_reference_scores,
+    score_matrices,
+    task_curves,
+    task_label,
+)
+from jaxmarl_envs.algorithms.evaluation.results import (
+    load_results,
+    merge_results,
+    natural_key,
+)
+from jaxmarl_envs.algorithms.evaluation.statistics import Interval
+
+AGGREGATE_REPS = 50_000
+OTHER_REPS = 2_000
+
+
+def add_subparser(subparsers: Any) -> None:
+    """Registers ``plot`` on an ``argparse`` subparsers object (``set_defaults(func=run)``)."""
+    parser = subparsers.add_parser(
+        "plot",
+        help="statistics, plots and tables from marl-eval JSON results",
+        description=(
+            "Reads marl-eval JSON result files (merged in memory), computes aggregate metrics "
+            "(mean, median, IQM, optimality gap) with stratified-bootstrap confidence intervals, "
+            "performance profiles, probability of improvement, sample-efficiency and per-task "
+            "curves, and writes figures and CSV/LaTeX tables into --out."
+        ),
+    )
+    parser.add_argument("results", nargs="+", help="marl-eval JSON result file(s)")
+    parser.add_argument("--metric", required=True, help="metric name, e.g. episode_return")
+    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help=f"bootstrap replicates for everything (default: {AGGREGATE_REPS} for aggregate "
+        f"metrics, {OTHER_REPS} for profiles, P(X > Y) and curves)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument(
+        "--normalise",
+        default="observed",
+        help="'observed' (per-task min/max over all algorithms; default), 'none', or a JSON "
+        "file {env: {task: {min: x, max: y}}} of reference scores",
+    )
+    parser.add_argument("--confidence", type=float, default=0.95, help="CI level (default 0.95)")
+    parser.add_argument(
+        "--method",
+        choices=("percentile", "bca"),
+        default="percentile",
+        help="bootstrap interval method (default: percentile)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("absolute", "final_step"),
+        default="absolute",
+        help="final scores from absolute_metrics (default) or the last logged step",
+    )
+    parser.add_argument("--environment", default=None, help="only this environment's tasks")
+    parser.add_argument(
+        "--formats", default="png,pdf", help="figure formats, comma-separated (default png,pdf)"
+    )
+    parser.set_defaults(func=run)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "task"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _interval_json(interval: Interval) -> dict[str, float | None]:
+    return {
+        "point": _finite(interval.point),
+        "lower": _finite(interval.lower),
+        "upper": _finite(interval.upper),
+    }
+
+
+def _normalisation(arg: str) -> Normalisation:
+    if arg in ("observed", "none"):
+        return arg  # type: ignore[return-value]
+    path = Path(arg)
+    if not path.is_file():
+        raise ValueError(f"--normalise: expected 'observed', 'none' or a JSON file, got {arg!r}")
+    return load_reference_scores(path)
+
+
+def _load(paths: list[str]) -> dict:
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"no such results file: {path}")
+    if len(paths) == 1:
+        return load_results(paths[0])
+    return merge_results(paths)
+
+
+def _produce(args: argparse.Namespace) -> list[Path]:
+    if args.reps is not None and args.reps < 1:
+        raise ValueError(f"--reps must be positive, got {args.reps}")
+    if not 0.0 < args.confidence < 1.0:
+        raise ValueError(f"--confidence must be in (0, 1), got {args.confidence}")
+    formats = [f.strip().lstrip(".") for f in args.formats.split(",") if f.strip()]
+    if not formats:
+        raise ValueError("--formats: give at least one format")
+    agg_reps = args.reps or AGGREGATE_REPS
+    other_reps = args.reps or OTHER_REPS
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = _load(list(args.results))
+    normalisation = _normalisation(args.normalise)
+    matrices = score_matrices(
+        data, args.metric, normalisation, source=args.source, environment=args.environment
+    )
+    normalised = matrices.ranges is not None
+    score_label = f"Normalised {args.metric}" if normalised else args.metric
+    written: list[Path] = []
+    notes: list[str] = []
+    common = {"confidence": args.confidence, "method": args.method, "seed": args.seed}
+
+    def figure(name: str) -> list[Path]:
+        return [out / f"{name}.{fmt}" for fmt in formats]
+
+    # Aggregate metrics. The optimality gap (gamma = 1) needs scores on a [0, 1] scale.
+    metrics = list(statistics.AGGREGATE_METRICS)
+    pooled = np.concatenate([m.ravel() for m in matrices.scores.values()])
+    if not normalised and (pooled.min() < 0.0 or pooled.max() > 1.0):
+        metrics.remove("optimality_gap")
+        notes.append("optimality gap skipped: scores are not normalised to [0, 1]")
+    aggregate = statistics.aggregate_metrics(matrices.scores, metrics, reps=agg_reps, **common)
+    written += plots.plot_aggregate_intervals(
+        aggregate, figure("aggregate_scores"), xlabel=score_label, confidence=args.confidence
+    )
+    written += tables.write_aggregate_tables(
+        aggregate,
+        out / "aggregate_scores.csv",
+        out / "aggregate_scores.tex",
+        caption=f"{score_label}: point estimates and {args.confidence:.0%} stratified bootstrap "
+        f"confidence intervals over {len(matrices.tasks)} task(s).",
+    )
+
+    # Performance profiles.
+    taus, profiles = statistics.performance_profile(matrices.scores, reps=other_reps, **common)
+    written += plots.plot_performance_profiles(
+        taus, profiles, figure("performance_profile"), xlabel=rf"{score_label} ($\tau$)"
+    )
+
+    # Probability of improvement.
+    poi = {}
+    if len(matrices.algorithms) >= 2:
+        poi = statistics.probability_of_improvement_pairs(
+            matrices.scores, reps=other_reps, **common
+        )
+        written += plots.plot_probability_of_improvement(
+            poi, figure("probability_of_improvement"), confidence=args.confidence
+        )
+        written += tables.write_poi_tables(
+            poi, out / "probability_of_improvement.csv", out / "probability_of_improvement.tex"
+        )
+    else:
+        notes.append("probability of improvement skipped: only one algorithm")
+
+    # Sample-efficiency curves (IQM over tasks at each logged step).
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            curves = curve_tensors(data, args.metric, normalisation, tasks=matrices.tasks)
+        notes += [f"sample-efficiency curves: {w.message}" for w in caught]
+        efficiency = statistics.sample_efficiency_curves(
+            curves.values, "iqm", reps=other_reps, **common
+        )
+        written += plots.plot_curves(
+            curves.step_counts, efficiency, figure("sample_efficiency"), f"IQM {score_label}"
+        )
+    except ValueError as e:
+        notes.append(f"sample-efficiency curves skipped: {e}")
+
+    # Per-task curves and final scores (raw metric, t intervals over each task's own runs).
+    per_task: dict[str, dict[str, Interval]] = {}
+    for key in matrices.tasks:
+        label = task_label(key)
+        try:
+            task = task_curves(data, key[0], key[1], args.metric)
+        except ValueError as e:
+            notes.append(f"curves for {label} skipped: {e}")
+            continue
+        lines = {
+            alg: statistics.single_task_curve(v[:, 0, :], confidence=args.confidence)
+            for alg, v in task.values.items()
+        }
+        written += plots.plot_curves(
+            task.step_counts,
+            lines,
+            figure(f"single_task/{_slug(key[0])}__{_slug(key[1])}"),
+            args.metric,
+            title=label,
+        )
+    raw = score_matrices(data, args.metric, None, source=args.source, tasks=matrices.tasks)
+    for algorithm, matrix in raw.scores.items():
+        for j, key in enumerate(raw.tasks):
+            mean, lower, upper = statistics.single_task_curve(
+                matrix[:, j : j + 1], confidence=args.confidence
+            )
+            per_task.setdefault(task_label(key), {})[algorithm] = Interval(
+                float(mean[0]), float(lower[0]), float(upper[0])
+            )
+    written += [
+        tables.write_interval_csv(per_task, out / "per_task_scores.csv", row_label="task"),
+        tables.write_interval_latex(
+            per_task,
+            out / "per_task_scores.tex",
+            row_label="Task",
+            caption=f"{args.metric} per task: mean over runs with {args.confidence:.0%} "
+            "Student-t confidence intervals.",
+        ),
+    ]
+
+    summary = {
+        "settings": {
+            "results": [str(p) for p in args.results],
+            "metric": args.metric,
+            "normalise": args.normalise,
+            "source": args.source,
+            "confidence": args.confidence,
+            "method": args.method,
+            "seed": args.seed,
+            "aggregate_reps": agg_reps,
+            "other_reps": other_reps,
+        },
+        "tasks": matrices.task_labels,
+        "runs": {
+            alg: {task_label(k): list(r) for k, r in zip(matrices.tasks, runs, strict=True)}
+            for alg, runs in matrices.runs.items()
+        },
+        "normalisation_ranges": (
+            {task_label(k): list(v) for k, v in matrices.ranges.items() if k in matrices.tasks}
+            if normalised
+            else None
+        ),
+        "aggregate": {
+            alg: {m: _interval_json(iv) for m, iv in res.items()} for alg, res in aggregate.items()
+        },
+        "probability_of_improvement": [
+            {"x": x, "y": y, **_interval_json(iv)} for (x, y), iv in poi.items()
+        ],
+        "per_task": {
+            task: {alg: _interval_json(iv) for alg, iv in res.items()}
+            for task, res in per_task.items()
+        },
+        "notes": notes,
+    }
+    summary_path = out / "statistics.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    written.append(summary_path)
+    for note in notes:
+        print(f"note: {note}")
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``jaxmarl plot``; returns the exit status (0 on success, 1 on bad input)."""
+    try:
+        written = _produce(args)
+    except (ValueError, OSError) as e:
+        print(f"jaxmarl plot: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} files to {Path(args.out).resolve()}:")
+    for path in sorted(written, key=lambda p: natural_key(str(p))):
+        print(f"  {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry: ``python -m jaxmarl_envs.algorithms.evaluation.plot_cli plot ...``."""
+    parser = argparse.ArgumentParser(prog="jaxmarl")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_subparser(subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

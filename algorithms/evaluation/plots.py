@@ -1,0 +1,189 @@
+"""Matplotlib figures (Agg backend, imported lazily): intervals, profiles, P(X > Y), curves."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jaxmarl_envs.algorithms.evaluation.statistics import Interval
+
+METRIC_LABELS = {
+    "mean": "Mean",
+    "median": "Median",
+    "iqm": "IQM",
+    "optimality_gap": "Optimality gap",
+    "probability": "Probability",
+}
+
+
+def _pyplot():
+    """Imports pyplot, selecting the non-interactive Agg backend unless pyplot is loaded."""
+    try:
+        import matplotlib
+    except ImportError as e:  # pragma: no cover - optional extra
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from e
+    if "matplotlib.pyplot" not in sys.modules:
+        # Files only: no display needed. A session that already chose a backend keeps it.
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colours(names: Sequence[str]) -> dict[str, Any]:
+    plt = _pyplot()
+    cycle = plt.get_cmap("tab10")
+    return {name: cycle(i % 10) for i, name in enumerate(names)}
+
+
+def _save(fig, paths: Sequence[str | os.PathLike]) -> list[Path]:
+    plt = _pyplot()
+    written = []
+    for path in paths:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight", dpi=150)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def _as_paths(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list:
+    if isinstance(path, (str, os.PathLike)):
+        return [path]
+    return list(path)
+
+
+def plot_aggregate_intervals(
+    results: Mapping[str, Mapping[str, Interval]],
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    metrics: Sequence[str] | None = None,
+    xlabel: str = "Normalised score",
+    confidence: float = 0.95,
+) -> list[Path]:
+    """One panel per aggregate metric: each algorithm's CI as a bar, its point estimate as a tick.
+
+    Args:
+        results: algorithm -> metric -> Interval (from ``aggregate_metrics``).
+        path: output file(s); the format follows the suffix (.png, .pdf, .svg).
+        metrics: which metrics to draw (default: all in the first algorithm).
+
+    Returns:
+        The files written.
+    """
+    plt = _pyplot()
+    algorithms = list(results)
+    if not algorithms:
+        raise ValueError("nothing to plot")
+    metrics = list(metrics or next(iter(results.values())))
+    colours = _colours(algorithms)
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(3.2 * len(metrics), 0.45 * len(algorithms) + 1.4),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for row, algorithm in enumerate(algorithms):
+            interval = results[algorithm][metric]
+            lower, upper = interval.lower, interval.upper
+            if np.isfinite(lower) and np.isfinite(upper):
+                ax.barh(
+                    row,
+                    upper - lower,
+                    left=lower,
+                    height=0.6,
+                    color=colours[algorithm],
+                    alpha=0.75,
+                )
+            ax.vlines(interval.point, row - 0.3, row + 0.3, color="black", linewidth=1.5)
+        ax.set_yticks(range(len(algorithms)))
+        ax.set_yticklabels(algorithms if ax is axes[0][0] else [])
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.grid(axis="x", alpha=0.3)
+        ax.invert_yaxis()
+    fig.supxlabel(f"{xlabel} ({confidence:.0%} CI)")
+    return _save(fig, _as_paths(path))
+
+
+def plot_performance_profiles(
+    taus: np.ndarray,
+    profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    xlabel: str = r"Normalised score ($\tau$)",
+) -> list[Path]:
+    """Fraction of runs with score > tau, one line per algorithm with its CI band."""
+    plt = _pyplot()
+    colours = _colours(list(profiles))
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    for name, (point, lower, upper) in profiles.items():
+        ax.plot(taus, point, color=colours[name], label=name, linewidth=2)
+        ax.fill_between(taus, lower, upper, color=colours[name], alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"Fraction of runs with score $> \tau$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, _as_paths(path))
+
+
+def plot_probability_of_improvement(
+    pairs: Mapping[tuple[str, str], Interval],
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    confidence: float = 0.95,
+) -> list[Path]:
+    """P(X > Y) per pair as an interval bar with its point estimate; 0.5 marked."""
+    plt = _pyplot()
+    if not pairs:
+        raise ValueError("no pairs to plot")
+    labels = [f"P({x} > {y})" for x, y in pairs]
+    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(pairs) + 1.2), layout="constrained")
+    for row, interval in enumerate(pairs.values()):
+        if np.isfinite(interval.lower) and np.isfinite(interval.upper):
+            ax.barh(row, interval.width, left=interval.lower, height=0.6, alpha=0.75)
+        ax.vlines(interval.point, row - 0.3, row + 0.3, color="black", linewidth=1.5)
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(pairs)))
+    ax.set_yticklabels(labels)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"Probability of improvement ({confidence:.0%} CI)")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, _as_paths(path))
+
+
+def plot_curves(
+    step_counts: Mapping[str, np.ndarray],
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    ylabel: str,
+    title: str | None = None,
+    xlabel: str = "Environment steps",
+) -> list[Path]:
+    """Curves with CI bands (sample-efficiency or single-task curves).
+
+    Args:
+        step_counts: algorithm -> (S,) x values.
+        curves: algorithm -> (point (S,), lower (S,), upper (S,)); NaN bounds draw no band.
+    """
+    plt = _pyplot()
+    colours = _colours(list(curves))
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    for name, (point, lower, upper) in curves.items():
+        x = step_counts[name]
+        ax.plot(x, point, color=colours[name], label=name, linewidth=2)
+        band = np.isfinite(lower) & np.isfinite(upper)
+        if band.any():
+            ax.fill_between(x, lower, upper, where=band, color=colours[name], alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, _as_paths(path))

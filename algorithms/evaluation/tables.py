@@ -1,0 +1,176 @@
+"""CSV and LaTeX tables of point estimates with confidence intervals."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from jaxmarl_envs.algorithms.evaluation.plots import METRIC_LABELS
+from jaxmarl_envs.algorithms.evaluation.statistics import Interval
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escapes LaTeX special characters (underscores in algorithm names, ...)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _fmt(value: float, precision: int) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.{precision}f}"
+
+
+def format_interval(interval: Interval, precision: int = 3) -> str:
+    """``point [lower, upper]``."""
+    lower, upper = _fmt(interval.lower, precision), _fmt(interval.upper, precision)
+    return f"{_fmt(interval.point, precision)} [{lower}, {upper}]"
+
+
+def _prepare(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_interval_csv(
+    rows: Mapping[str, Mapping[str, Interval]],
+    path: str | os.PathLike,
+    row_label: str = "algorithm",
+    columns: Sequence[str] | None = None,
+) -> Path:
+    """CSV with one row per key and ``<column>``, ``<column>_lower``, ``<column>_upper`` fields.
+
+    Args:
+        rows: row name -> column name -> Interval (e.g. ``aggregate_metrics`` output).
+        path: output file.
+        row_label: header of the first column.
+        columns: column order (default: those of the first row).
+    """
+    if not rows:
+        raise ValueError("empty table")
+    columns = list(columns or next(iter(rows.values())))
+    path = _prepare(path)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        header = [row_label]
+        for column in columns:
+            header += [column, f"{column}_lower", f"{column}_upper"]
+        writer.writerow(header)
+        for name, cells in rows.items():
+            record = [name]
+            for column in columns:
+                interval = cells[column]
+                record += [repr(interval.point), repr(interval.lower), repr(interval.upper)]
+            writer.writerow(record)
+    return path
+
+
+def write_interval_latex(
+    rows: Mapping[str, Mapping[str, Interval]],
+    path: str | os.PathLike,
+    row_label: str = "Algorithm",
+    columns: Sequence[str] | None = None,
+    precision: int = 3,
+    caption: str | None = None,
+    label: str | None = None,
+    escape_rows: bool = True,
+) -> Path:
+    """A booktabs LaTeX table with cells ``point [lower, upper]``.
+
+    Args:
+        rows: row name -> column name -> Interval.
+        path: output file.
+        row_label: header of the first column.
+        columns: column order (default: those of the first row).
+        precision: decimals.
+        caption: optional caption (escaped).
+        label: optional ``\\label`` key.
+        escape_rows: escape LaTeX special characters in row names (False for names that are
+            already LaTeX).
+    """
+    if not rows:
+        raise ValueError("empty table")
+    columns = list(columns or next(iter(rows.values())))
+    headers = [latex_escape(METRIC_LABELS.get(c, c)) for c in columns]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{l" + "c" * len(columns) + "}",
+        r"\toprule",
+        " & ".join([latex_escape(row_label), *headers]) + r" \\",
+        r"\midrule",
+    ]
+    for name, cells in rows.items():
+        values = [format_interval(cells[c], precision) for c in columns]
+        row_name = latex_escape(name) if escape_rows else name
+        lines.append(" & ".join([row_name, *values]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(r"\caption{" + latex_escape(caption) + "}")
+    if label:
+        lines.append(r"\label{" + label + "}")
+    lines.append(r"\end{table}")
+    path = _prepare(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_aggregate_tables(
+    results: Mapping[str, Mapping[str, Interval]],
+    csv_path: str | os.PathLike,
+    latex_path: str | os.PathLike,
+    caption: str | None = None,
+    precision: int = 3,
+) -> list[Path]:
+    """Aggregate metrics (algorithm -> metric -> Interval) as CSV and LaTeX."""
+    return [
+        write_interval_csv(results, csv_path),
+        write_interval_latex(results, latex_path, caption=caption, precision=precision),
+    ]
+
+
+def write_poi_tables(
+    pairs: Mapping[tuple[str, str], Interval],
+    csv_path: str | os.PathLike,
+    latex_path: str | os.PathLike,
+    caption: str | None = None,
+    precision: int = 3,
+) -> list[Path]:
+    """P(X > Y) per pair as CSV (columns x, y, probability, lower, upper) and LaTeX."""
+    if not pairs:
+        raise ValueError("empty table")
+    csv_path = _prepare(csv_path)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["x", "y", "probability", "probability_lower", "probability_upper"])
+        for (x, y), interval in pairs.items():
+            writer.writerow(
+                [x, y, repr(interval.point), repr(interval.lower), repr(interval.upper)]
+            )
+    rows = {
+        f"P({latex_escape(x)} $>$ {latex_escape(y)})": {"probability": iv}
+        for (x, y), iv in pairs.items()
+    }
+    latex = write_interval_latex(
+        rows,
+        latex_path,
+        row_label="Comparison",
+        caption=caption,
+        precision=precision,
+        escape_rows=False,
+    )
+    return [csv_path, latex]

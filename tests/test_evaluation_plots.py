@@ -1,0 +1,174 @@
+"""Smoke tests of figures, tables and the ``jaxmarl plot`` subcommand (Agg backend)."""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from jaxmarl_envs.algorithms.evaluation import JsonLogger, load_results, plot_cli, plots, tables
+from jaxmarl_envs.algorithms.evaluation import statistics as st
+from jaxmarl_envs.algorithms.evaluation.statistics import Interval
+
+FIXTURE = Path(__file__).parent / "data" / "marl_eval_results.json"
+
+
+def _is_png(path):
+    return path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _is_pdf(path):
+    return path.stat().st_size > 1000 and path.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.fixture(scope="module")
+def scores():
+    rng = np.random.default_rng(0)
+    return {
+        "ippo": rng.uniform(0.2, 0.6, size=(5, 3)),
+        "mappo_v2": rng.uniform(0.4, 0.9, size=(5, 3)),
+    }
+
+
+def test_plots_write_png_and_pdf(tmp_path, scores):
+    results = st.aggregate_metrics(scores, reps=500)
+    written = plots.plot_aggregate_intervals(results, [tmp_path / "agg.png", tmp_path / "agg.pdf"])
+    assert _is_png(written[0]) and _is_pdf(written[1])
+    taus, profiles = st.performance_profile(scores, reps=200)
+    (png,) = plots.plot_performance_profiles(taus, profiles, tmp_path / "profile.png")
+    assert _is_png(png)
+    pairs = st.probability_of_improvement_pairs(scores, reps=200)
+    (pdf,) = plots.plot_probability_of_improvement(pairs, tmp_path / "poi.pdf")
+    assert _is_pdf(pdf)
+    values = {name: np.stack([s * 0.5, s], axis=-1) for name, s in scores.items()}
+    curves = st.sample_efficiency_curves(values, reps=200)
+    steps = {name: np.array([1e5, 2e5]) for name in scores}
+    (png,) = plots.plot_curves(steps, curves, tmp_path / "curves" / "eff.png", "IQM")
+    assert _is_png(png)
+    # A single run has no interval: the curve is drawn without a band.
+    single = {"ippo": st.single_task_curve(np.array([[1.0, 2.0]]))}
+    (png,) = plots.plot_curves({"ippo": np.array([1.0, 2.0])}, single, tmp_path / "one.png", "r")
+    assert _is_png(png)
+
+
+def test_tables(tmp_path, scores):
+    results = st.aggregate_metrics(scores, reps=500)
+    csv_path, tex_path = tables.write_aggregate_tables(
+        results, tmp_path / "agg.csv", tmp_path / "agg.tex", caption="IQM & co_"
+    )
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["algorithm"] for row in rows] == ["ippo", "mappo_v2"]
+    for row in rows:
+        expected = results[row["algorithm"]]["iqm"]
+        assert float(row["iqm"]) == expected.point
+        assert float(row["iqm_lower"]) == expected.lower
+        assert float(row["iqm_upper"]) == expected.upper
+    tex = tex_path.read_text()
+    assert r"\begin{tabular}{lcccc}" in tex and r"\bottomrule" in tex
+    assert r"mappo\_v2" in tex and r"IQM \& co\_" in tex
+    point = results["ippo"]["mean"]
+    assert f"{point.point:.3f} [{point.lower:.3f}, {point.upper:.3f}]" in tex
+    pairs = {("a_1", "b"): Interval(0.75, 0.5, 0.9)}
+    poi_csv, poi_tex = tables.write_poi_tables(pairs, tmp_path / "p.csv", tmp_path / "p.tex")
+    assert poi_csv.read_text().splitlines()[1] == "a_1,b,0.75,0.5,0.9"
+    assert r"P(a\_1 $>$ b) & 0.750 [0.500, 0.900] \\" in poi_tex.read_text()
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="jaxmarl")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    plot_cli.add_subparser(subparsers)
+    return parser.parse_args(argv)
+
+
+def test_cli_produces_every_file(tmp_path, capsys):
+    # Two result files written by our logger, merged by the command.
+    rng = np.random.default_rng(1)
+    files = []
+    for part, algorithms in enumerate([("ippo",), ("mappo", "iql")]):
+        path = tmp_path / f"part{part}.json"
+        for task in ("tiny", "small"):
+            for algorithm in algorithms:
+                for seed in range(3):
+                    logger = JsonLogger(path, "rware", task, algorithm, seed=seed)
+                    for k in range(3):
+                        logger.log_step(1000 * (k + 1), {"return": rng.normal(k, 1.0, size=4)})
+                    logger.log_absolute({"return": rng.normal(3.0, 1.0, size=20)})
+        files.append(str(path))
+    out = tmp_path / "figures"
+    args = _parse(["plot", *files, "--metric", "return", "--out", str(out), "--reps", "300"])
+    assert args.func is plot_cli.run
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert str(out.resolve()) in printed
+    for name in (
+        "aggregate_scores",
+        "performance_profile",
+        "probability_of_improvement",
+        "sample_efficiency",
+        "single_task/rware__tiny",
+        "single_task/rware__small",
+    ):
+        assert _is_png(out / f"{name}.png"), name
+        assert _is_pdf(out / f"{name}.pdf"), name
+    for name in ("aggregate_scores", "probability_of_improvement", "per_task_scores"):
+        assert (out / f"{name}.csv").stat().st_size > 0
+        assert r"\begin{tabular}" in (out / f"{name}.tex").read_text()
+    summary = json.loads((out / "statistics.json").read_text())
+    assert summary["settings"]["aggregate_reps"] == 300
+    assert sorted(summary["aggregate"]) == ["ippo", "iql", "mappo"]
+    assert len(summary["probability_of_improvement"]) == 3
+    assert summary["tasks"] == ["rware/small", "rware/tiny"]
+    for interval in summary["aggregate"]["ippo"].values():
+        assert interval["lower"] <= interval["point"] <= interval["upper"]
+    # Same seed, same numbers.
+    again = _parse(
+        ["plot", *files, "--metric", "return", "--out", str(tmp_path / "again"), "--formats", "png"]
+    )
+    again.reps = 300
+    assert plot_cli.run(again) == 0
+    assert (
+        json.loads((tmp_path / "again" / "statistics.json").read_text())["aggregate"]
+        == (summary["aggregate"])
+    )
+
+
+def test_cli_with_reference_scores_and_errors(tmp_path, capsys):
+    refs = tmp_path / "refs.json"
+    refs.write_text(
+        json.dumps(
+            {"lbf": {"8x8-2p-2f": {"min": 0, "max": 5}, "10x10-3p-3f": {"min": 0, "max": 60}}}
+        )
+    )
+    out = tmp_path / "out"
+    argv = ["plot", str(FIXTURE), "--metric", "return", "--out", str(out), "--reps", "200"]
+    argv += ["--formats", "png"]
+    assert plot_cli.run(_parse([*argv, "--normalise", str(refs), "--method", "bca"])) == 0
+    summary = json.loads((out / "statistics.json").read_text())
+    # Normalised ippo scores: 0.4 on both runs of 8x8 and 0.5 on both of 10x10 -> mean 0.45.
+    assert abs(summary["aggregate"]["ippo"]["mean"]["point"] - 0.45) < 1e-12
+    assert summary["normalisation_ranges"]["lbf/10x10-3p-3f"] == [0.0, 60.0]
+    # Per-task table in raw units: mappo on 10x10 has run means 55 and 40.
+    assert abs(summary["per_task"]["lbf/10x10-3p-3f"]["mappo"]["point"] - 47.5) < 1e-12
+    # Unnormalised returns are not on [0, 1]: the optimality gap is left out, with a note.
+    assert plot_cli.run(_parse([*argv, "--normalise", "none"])) == 0
+    assert "optimality gap skipped" in capsys.readouterr().out
+    assert "optimality_gap" not in load_json(out / "statistics.json")["aggregate"]["ippo"]
+    assert plot_cli.run(_parse([*argv[:3], "nope", *argv[4:]])) == 1
+    assert "metric 'nope'" in capsys.readouterr().err
+    assert plot_cli.run(_parse(["plot", str(tmp_path / "missing.json"), "--metric", "r"])) == 1
+    assert "no such results file" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"e": {"t": {"a": {"s": {"step_0": {"r": [1.0]}}}}}}))
+    assert plot_cli.run(_parse(["plot", str(bad), "--metric", "r"])) == 1
+    assert "step 'step_0': missing 'step_count'" in capsys.readouterr().err
+    assert load_results(FIXTURE)  # inputs untouched
+
+
+def load_json(path):
+    return json.loads(Path(path).read_text())
