@@ -1,0 +1,135 @@
+"""Adapters: the representative ids every adapter test iterates over, and the shared checks
+(id resolution, unknown ids, Gymnasium registration and its entry point)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+
+import gymnasium
+import pytest
+from jaxmarl_envs.adapters import gymnasium as gym_adapter
+from jaxmarl_envs.adapters._common import resolve_env
+from toy_env import ToyEnv
+
+import jaxmarl_envs
+from jaxmarl_envs import registry
+
+TOY_ID = "adapters-toy"
+CLASS_IDS = ("RobotWarehouse-v0", "LevelBasedForaging-v0")
+
+
+def ensure_toy_registered() -> str:
+    """Registers the toy environment once per session (family "adapters-test")."""
+    if TOY_ID not in registry.list_envs():
+        registry.register(TOY_ID, ToyEnv, family="adapters-test", time_limit=5)
+    gym_adapter.register_gymnasium_envs()
+    return TOY_ID
+
+
+def representative_ids() -> list[str]:
+    """The toy id, the first registered id of every family (the registry keeps registration
+    order; families put their smallest scenario first) and the class-level ids present.
+
+    Every family registered later is picked up automatically.
+    """
+    ensure_toy_registered()
+    firsts: dict[str, str] = {}
+    for env_id, entry in registry._REGISTRY.items():  # insertion order
+        if env_id in CLASS_IDS or entry.family in firsts:
+            continue
+        firsts[entry.family] = env_id
+    ids = list(firsts.values())
+    ids += [i for i in CLASS_IDS if i in registry.list_envs()]
+    return ids
+
+
+REPRESENTATIVE_IDS = representative_ids()
+REAL_IDS = [i for i in REPRESENTATIVE_IDS if i != TOY_ID]
+
+
+def test_representative_ids_cover_every_family():
+    families = {registry.spec(i).family for i in REPRESENTATIVE_IDS}
+    all_families = {registry.spec(i).family for i in registry.list_envs()}
+    assert families == all_families
+    assert TOY_ID in REPRESENTATIVE_IDS
+
+
+def test_resolve_env_errors():
+    with pytest.raises(ValueError, match="unknown environment id"):
+        resolve_env("no-such-env", {})
+    with pytest.raises(ValueError, match="overrides"):
+        resolve_env(ToyEnv(), {"time_limit": 3})
+    with pytest.raises(ValueError, match="expected an environment id"):
+        resolve_env(42, {})
+    env = ToyEnv()
+    assert resolve_env(env, {}) is env
+    assert resolve_env(TOY_ID, {"time_limit": 3}).time_limit == 3
+
+
+def test_every_id_is_registered_with_gymnasium():
+    ids = jaxmarl_envs.list_envs()
+    gym_ids = {k for k in gymnasium.registry if k.startswith(f"{gym_adapter.NAMESPACE}/")}
+    assert {gym_adapter.gymnasium_id(i) for i in ids} <= gym_ids
+    for i in REPRESENTATIVE_IDS:
+        spec = gymnasium.spec(gym_adapter.gymnasium_id(i))
+        assert spec.entry_point == "jaxmarl_envs.adapters.gymnasium:JaxMarlGymEnv"
+        assert spec.vector_entry_point == "jaxmarl_envs.adapters.gymnasium:JaxMarlVectorEnv"
+        assert spec.kwargs == {"env_id": i}
+
+
+def test_gymnasium_ids():
+    assert gym_adapter.gymnasium_id("rware-tiny-4ag") == "jaxmarl_envs/rware-tiny-4ag-v0"
+    assert gym_adapter.gymnasium_id("RobotWarehouse-v0") == "jaxmarl_envs/RobotWarehouse-v0"
+
+
+def test_registration_is_idempotent_and_adds_new_ids():
+    assert gym_adapter.register_gymnasium_envs() == []
+    new_id = "adapters-toy-late"
+    if new_id not in registry.list_envs():
+        registry.register(new_id, ToyEnv, family="adapters-test", time_limit=2)
+    gym_id = gym_adapter.gymnasium_id(new_id)
+    if gym_id not in gymnasium.registry:
+        assert gym_adapter.register_gymnasium_envs() == [gym_id]
+    env = gymnasium.make(gym_id)
+    assert env.unwrapped.environment.time_limit == 2
+    env.close()
+
+
+def test_entry_point_is_declared():
+    eps = importlib.metadata.entry_points(group="gymnasium.envs")
+    ours = [ep for ep in eps if ep.name == gym_adapter.NAMESPACE]
+    assert len(ours) == 1
+    assert ours[0].value == "jaxmarl_envs.adapters.gymnasium:register_gymnasium_envs"
+    assert ours[0].load() is gym_adapter.register_gymnasium_envs
+
+
+def test_gymnasium_make_in_a_fresh_interpreter():
+    """`gymnasium.make` works with nothing of ours imported first (module-prefixed id)."""
+    env_id = REAL_IDS[0] if REAL_IDS else None
+    if env_id is None:
+        pytest.skip("no environment family registered yet")
+    code = (
+        "import sys, gymnasium\n"
+        "assert 'jaxmarl_envs' not in sys.modules\n"
+        f"env = gymnasium.make('jaxmarl_envs.adapters.gymnasium:"
+        f"{gym_adapter.gymnasium_id(env_id)}')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "assert obs in env.observation_space\n"
+        f"env2 = gymnasium.make('{gym_adapter.gymnasium_id(env_id)}')\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_unknown_ids_raise_clear_errors():
+    from jaxmarl_envs.adapters import DmEnv, JaxMarlGymEnv, JaxMarlVectorEnv, parallel_env
+
+    for factory in (DmEnv, JaxMarlGymEnv, parallel_env, JaxMarlVectorEnv):
+        with pytest.raises(ValueError, match="unknown environment id 'rware-tiny-4agg'"):
+            factory("rware-tiny-4agg")
+    with pytest.raises(gymnasium.error.Error):
+        gymnasium.make("jaxmarl_envs/no-such-env-v0")

@@ -1,0 +1,213 @@
+"""PettingZoo adapter: `parallel_api_test` and the AEC `api_test` (through `parallel_to_aec`)
+on the representative ids, agent removal, masks, state, seeding and errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+from jaxmarl_envs.adapters.pettingzoo import JaxMarlParallelEnv, aec_env, parallel_env
+from pettingzoo import AECEnv
+from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID
+from toy_env import ToyEnv
+
+SHORT = 3
+
+# PettingZoo's checkers flag every `{"observation", "action_mask"}` dict observation of an
+# environment outside their own lists; these two warnings are about that convention only.
+ALLOWED_WARNINGS = (
+    "Observation space for each agent probably should be gymnasium.spaces.box",
+    "Observation is not a NumPy array",
+)
+
+
+def _unexpected(caught) -> list[str]:
+    msgs = [str(w.message) for w in caught]
+    return [m for m in msgs if not m.startswith(ALLOWED_WARNINGS)]
+
+
+@pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
+def test_parallel_api_test(env_id):
+    env = parallel_env(env_id, time_limit=SHORT)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parallel_api_test(env, num_cycles=4 * SHORT)
+    assert _unexpected(caught) == []
+    assert env.agents == []  # the episode ran to its end within num_cycles
+
+
+@pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
+def test_aec_api_test(env_id):
+    env = aec_env(env_id, time_limit=SHORT)
+    assert isinstance(env, AECEnv) and isinstance(env.env, parallel_to_aec_wrapper)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        api_test(env, num_cycles=4 * SHORT)
+    assert _unexpected(caught) == []
+
+
+@pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
+def test_spaces_masks_and_state(env_id):
+    env = parallel_env(env_id)
+    inner = env.environment
+    assert env.possible_agents == list(inner.agent_ids)
+    obs, infos = env.reset(seed=0)
+    assert set(obs) == set(infos) == set(env.agents) == set(env.possible_agents)
+    view = inner.observation_spec.agents_view
+    for i, agent in enumerate(env.possible_agents):
+        space = env.observation_space(agent)
+        assert space is env.observation_space(agent)
+        assert env.action_space(agent) is env.action_space(agent)
+        assert isinstance(env.action_space(agent), gymnasium.spaces.Discrete)
+        assert env.action_space(agent).n == int(inner.action_spec.num_values[i])
+        assert obs[agent] in space
+        assert obs[agent]["observation"].shape == view.shape[1:]
+        mask = obs[agent]["action_mask"]
+        assert mask.dtype == np.int8 and mask.shape == (env.action_space(agent).n,)
+        assert mask.any()
+    state = env.state()
+    assert state in env.state_space or state.shape == env.state_space.shape
+    assert state.shape == inner.global_state_spec().shape
+    with pytest.raises(ValueError, match="unknown agent"):
+        env.observation_space("nobody")
+
+
+def test_masks_follow_the_environment():
+    env = parallel_env(TOY_ID)
+    obs, _ = env.reset(seed=0)
+    assert obs["agent_0"]["action_mask"].tolist() == [1, 1, 1]
+    assert obs["agent_1"]["action_mask"].tolist() == [1, 0, 1]  # toy masks action 1
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        acts = {}
+        for a in env.agents:
+            space = env.action_space(a)
+            space.seed(int(rng.integers(1 << 30)))
+            acts[a] = space.sample(mask=obs[a]["action_mask"])
+        assert acts["agent_1"] != 1
+        obs, *_ = env.step(acts)
+
+
+def test_mask_in_infos_option():
+    env = parallel_env(TOY_ID, action_mask_in_obs=False)
+    obs, infos = env.reset(seed=0)
+    assert isinstance(env.observation_space("agent_0"), gymnasium.spaces.Box)
+    assert obs["agent_0"].shape == (4,)
+    assert infos["agent_1"]["action_mask"].tolist() == [1, 0, 1]
+
+
+def test_agents_removed_at_episode_end_and_step_after_end():
+    env = JaxMarlParallelEnv(ToyEnv(time_limit=4))
+    env.reset(seed=0)
+    obs, rew, term, trunc, infos = env.step({"agent_0": 2, "agent_1": 2})  # terminate
+    assert term == {"agent_0": True, "agent_1": True}
+    assert trunc == {"agent_0": False, "agent_1": False}
+    assert set(obs) == set(rew) == set(infos) == {"agent_0", "agent_1"}
+    assert env.agents == []
+    with pytest.raises(ValueError, match="call reset"):
+        env.step({"agent_0": 0, "agent_1": 0})
+    env.reset()
+    for _ in range(4):
+        _, _, term, trunc, _ = env.step({"agent_0": 0, "agent_1": 0})
+    assert trunc == {"agent_0": True, "agent_1": True} and not any(term.values())
+    assert env.agents == []
+
+
+def test_action_errors():
+    env = parallel_env(TOY_ID)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="missing actions"):
+        env.step({"agent_0": 0})
+    with pytest.raises(ValueError, match="unknown agents"):
+        env.step({"agent_0": 0, "agent_1": 0, "agent_7": 0})
+    with pytest.raises(ValueError, match="shape"):
+        env.step({"agent_0": [0, 1], "agent_1": 0})
+    with pytest.raises(ValueError, match="dtype"):
+        env.step({"agent_0": 0.5, "agent_1": 0})
+    with pytest.raises(ValueError, match="out of bounds"):
+        env.step({"agent_0": 0, "agent_1": 3})
+    with pytest.raises(ValueError, match="dict"):
+        env.step([0, 0])
+    with pytest.raises(ValueError, match="render_mode"):
+        parallel_env(TOY_ID, render_mode="ansi")
+
+
+@pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
+def test_seeding(env_id):
+    def rollout(env, seed):
+        obs, _ = env.reset(seed=seed)
+        out = [obs[a]["observation"] for a in env.possible_agents]
+        rng = np.random.default_rng(0)
+        for _ in range(SHORT):  # a time-limited episode
+            acts = {}
+            for a in env.agents:
+                legal = np.flatnonzero(obs[a]["action_mask"])
+                acts[a] = int(rng.choice(legal))
+            obs, rew, *_ = env.step(acts)
+            out += [obs[a]["observation"] for a in obs] + [np.float32(rew[a]) for a in rew]
+            if not env.agents:
+                break
+        assert env.agents == []
+        return out
+
+    env = parallel_env(env_id, time_limit=SHORT)
+    a, b = rollout(env, 4), rollout(env, 4)
+    c = rollout(parallel_env(env_id, time_limit=SHORT), 4)
+    assert len(a) == len(b) == len(c)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+    firsts = {rollout(env, s)[0].tobytes() + rollout(env, s)[-1].tobytes() for s in range(4)}
+    assert len(firsts) > 1
+
+
+class _PaddedToy(ToyEnv):
+    """Toy env posing as heterogeneous: agent 0 truly sees 2 features, agent 1 all 4."""
+
+    agent_observation_sizes = (2, 4)
+
+
+def test_heterogeneous_observation_sizes_hook():
+    env = JaxMarlParallelEnv(_PaddedToy())
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space("agent_0")["observation"].shape == (2,)
+    assert env.observation_space("agent_1")["observation"].shape == (4,)
+    assert obs["agent_0"]["observation"].shape == (2,)
+    assert obs["agent_1"]["observation"].shape == (4,)
+    assert obs["agent_0"] in env.observation_space("agent_0")
+
+    class Bad(ToyEnv):
+        agent_observation_sizes = (2, 9)
+
+    with pytest.raises(ValueError, match="agent_observation_sizes"):
+        JaxMarlParallelEnv(Bad())
+
+
+def test_render_and_close(monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    env = parallel_env(TOY_ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.shape[-1] == 3
+    human = parallel_env(TOY_ID, render_mode="human")
+    human.reset(seed=0)
+    assert human.render() is None and human._window is not None
+    human.close()
+    human.close()
+    assert human._window is None
+
+
+def test_continuous_actions():
+    from continuous_toy_env import ContinuousToyEnv
+
+    env = JaxMarlParallelEnv(ContinuousToyEnv(time_limit=3))
+    assert isinstance(env.action_space("agent_0"), gymnasium.spaces.Box)
+    assert env.action_space("agent_0").shape == (2,)
+    assert isinstance(env.observation_space("agent_0"), gymnasium.spaces.Box)  # no mask
+    parallel_api_test(env, num_cycles=10)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step({"agent_0": np.zeros(3, np.float32), "agent_1": np.zeros(2, np.float32)})
