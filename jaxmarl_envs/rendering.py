@@ -15,6 +15,7 @@ def init_pygame(headless: bool = True):
     if headless and "SDL_VIDEODRIVER" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["SDL_VIDEODRIVER"] = "dummy"
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # viewers never play sound
     import pygame
 
     if not pygame.get_init():
