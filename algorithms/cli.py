@@ -8,7 +8,10 @@ import sys
 from collections.abc import Sequence
 
 # Subcommands defined elsewhere: module path -> exposes `add_subparser(subparsers)`.
-_PLUGINS = ("jaxmarl_envs.algorithms.evaluation.plot_cli",)
+_PLUGINS = (
+    "jaxmarl_envs.algorithms.evaluation.plot_cli",
+    "jaxmarl_envs.algorithms.train_cli",
+)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

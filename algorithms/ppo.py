@@ -1,0 +1,673 @@
+"""Multi-agent PPO (IPPO, MAPPO; feed-forward or GRU), Anakin style: one jitted loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from jaxmarl_envs.algorithms import training
+from jaxmarl_envs.algorithms.advantages import gae
+from jaxmarl_envs.algorithms.config import field
+from jaxmarl_envs.algorithms.losses import (
+    clipped_surrogate_loss,
+    clipped_value_loss,
+    entropy_bonus,
+    normalize,
+)
+from jaxmarl_envs.algorithms.networks import Actor, Critic, MultiAgentNet, make_distribution
+
+import jaxmarl_envs
+from jaxmarl_envs.env import Environment
+
+# =============================================================================================
+# Config
+# =============================================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyper-parameters and run settings (defaults follow purejaxrl / Mava).
+
+    A "step" is one transition of one environment (all agents act once). Every field is
+    overridable from the command line as `--field-name value`.
+    """
+
+    algorithm: str = field("ippo", "name recorded in results (ippo, mappo, rec_ippo, ...)")
+    env_id: str = field("rware-tiny-2ag", "registered environment id")
+    env_kwargs: dict = field({}, "keyword overrides for jaxmarl_envs.make, as JSON")
+    centralised_critic: bool = field(
+        False, "critic sees extras['global_state'] (+ agent id): MAPPO; else own view: IPPO"
+    )
+    network: str = field("mlp", "feed-forward 'mlp' or recurrent 'gru'", choices=("mlp", "gru"))
+    share_params: bool = field(True, "one parameter set for all agents (else one per agent)")
+    add_agent_id: bool = field(True, "append one-hot agent ids to observations")
+    hidden_sizes: tuple[int, ...] = field((128, 128), "dense layer sizes, comma separated")
+    gru_size: int = field(128, "GRU state size (network=gru; the GRU follows the first layer)")
+    activation: str = field("relu", "activation", choices=("relu", "tanh", "gelu", "silu"))
+    total_steps: int = field(1_000_000, "environment steps to train for (per seed)")
+    num_envs: int = field(16, "parallel environments per seed (split over devices)")
+    rollout_length: int = field(128, "steps per environment between updates")
+    num_epochs: int = field(4, "passes over each rollout")
+    num_minibatches: int = field(2, "minibatches per epoch")
+    lr: float = field(2.5e-4, "Adam learning rate")
+    anneal_lr: bool = field(False, "decay the learning rate linearly to 0")
+    gamma: float = field(0.99, "discount factor")
+    gae_lambda: float = field(0.95, "GAE lambda")
+    clip_eps: float = field(0.2, "PPO clipping range (policy and value)")
+    ent_coef: float = field(0.01, "entropy bonus coefficient")
+    vf_coef: float = field(0.5, "value loss coefficient")
+    max_grad_norm: float = field(0.5, "global gradient-norm clip")
+    normalize_advantages: bool = field(True, "normalise advantages per minibatch")
+    seed: int = field(0, "base seed: run i uses PRNGKey(seed + i) and is named seed_<seed+i>")
+    num_seeds: int = field(1, "seeds trained together (vmapped)")
+    num_evaluations: int = field(20, "evaluations (log points) during training")
+    eval_episodes: int = field(32, "episodes per evaluation")
+    eval_greedy: bool = field(
+        False, "evaluate with argmax/mean actions (default: sample, as Mava does)"
+    )
+    absolute_metric_factor: int = field(
+        10, "the absolute metric re-evaluates the best parameters on factor x eval_episodes"
+    )
+    num_devices: int = field(0, "devices to shard environments over (0: all)")
+    checkpoint_keep: int = field(3, "latest checkpoints kept (0 disables checkpointing)")
+    tensorboard: bool = field(False, "also write TensorBoard scalars")
+    gif: bool = field(True, "render a greedy episode to a GIF at the end")
+    out: str = field("results", "output root; the run goes to <out>/<run_name>")
+    run_name: str = field("", "run folder name (default <algorithm>_<env_id>_s<seed>)")
+
+
+@dataclasses.dataclass(frozen=True)
+class IPPOConfig(PPOConfig):
+    """Independent PPO: each agent's critic sees only its own observation."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MAPPOConfig(PPOConfig):
+    """Multi-agent PPO: a centralised critic on the environment's global state."""
+
+    algorithm: str = field("mappo", "name recorded in results")
+    centralised_critic: bool = field(True, "critic sees extras['global_state'] (+ agent id)")
+
+
+#: Algorithm names accepted by `make_config` and the CLI.
+ALGORITHMS = {
+    "ippo": (IPPOConfig, {}),
+    "mappo": (MAPPOConfig, {}),
+    "rec_ippo": (IPPOConfig, {"network": "gru", "algorithm": "rec_ippo"}),
+    "rec_mappo": (MAPPOConfig, {"network": "gru", "algorithm": "rec_mappo"}),
+}
+
+
+def make_config(name: str, **overrides: Any) -> PPOConfig:
+    """The config of algorithm `name` (ippo, mappo, rec_ippo, rec_mappo) with overrides."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown PPO algorithm {name!r}; choose from {sorted(ALGORITHMS)}")
+    cls, preset = ALGORITHMS[name]
+    return cls(**{**preset, **overrides})
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """Values computed from a config and the device count (see `derive`).
+
+    Attributes:
+        num_devices: devices the environments are split over.
+        steps_per_update: `num_envs * rollout_length`.
+        num_updates: updates in the whole run.
+        updates_per_eval: updates between evaluations.
+        num_evaluations: evaluations (the Python loop's length).
+        total_steps: steps actually run (`total_steps` rounded down to whole intervals).
+        minibatch_size: samples per minibatch (transitions, or sequences if recurrent).
+    """
+
+    num_devices: int
+    steps_per_update: int
+    num_updates: int
+    updates_per_eval: int
+    num_evaluations: int
+    total_steps: int
+    minibatch_size: int
+
+
+def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
+    """Checks a config and derives loop sizes, raising ValueError before any compilation.
+
+    Args:
+        config: the PPO config.
+        num_devices: devices available (default `len(jax.devices())`).
+    """
+    c = config
+    positive = (
+        "num_envs",
+        "rollout_length",
+        "num_epochs",
+        "num_minibatches",
+        "total_steps",
+        "num_seeds",
+        "num_evaluations",
+        "eval_episodes",
+        "absolute_metric_factor",
+        "gru_size",
+    )
+    for name in positive:
+        if getattr(c, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
+    for name in ("lr", "max_grad_norm"):
+        if not getattr(c, name) > 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(c, name)}")
+    for name in ("gamma", "gae_lambda"):
+        if not 0.0 <= getattr(c, name) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {getattr(c, name)}")
+    for name in ("clip_eps", "ent_coef", "vf_coef"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(c, name)}")
+    if not c.hidden_sizes or any(h < 1 for h in c.hidden_sizes):
+        raise ValueError(f"hidden_sizes must be non-empty positive sizes, got {c.hidden_sizes}")
+    if c.network not in ("mlp", "gru"):
+        raise ValueError(f"network must be 'mlp' or 'gru', got {c.network!r}")
+    if c.checkpoint_keep < 0:
+        raise ValueError(f"checkpoint_keep must be >= 0, got {c.checkpoint_keep}")
+    available = len(jax.devices()) if num_devices is None else int(num_devices)
+    devices = c.num_devices or available
+    if c.num_devices < 0 or devices > available:
+        raise ValueError(f"num_devices must be in [0, {available}], got {c.num_devices}")
+    if c.num_envs % devices:
+        raise ValueError(
+            f"num_envs ({c.num_envs}) must be divisible by the number of devices ({devices})"
+        )
+    steps_per_update = c.num_envs * c.rollout_length
+    if c.network == "gru":
+        if c.num_envs % c.num_minibatches:
+            raise ValueError(
+                f"recurrent PPO splits minibatches over environments: num_envs ({c.num_envs}) "
+                f"must be divisible by num_minibatches ({c.num_minibatches})"
+            )
+        minibatch = c.num_envs // c.num_minibatches
+    else:
+        if steps_per_update % c.num_minibatches:
+            raise ValueError(
+                f"num_envs * rollout_length ({c.num_envs} * {c.rollout_length} = "
+                f"{steps_per_update}) must be divisible by num_minibatches ({c.num_minibatches})"
+            )
+        minibatch = steps_per_update // c.num_minibatches
+    num_updates = c.total_steps // steps_per_update
+    if num_updates < c.num_evaluations:
+        raise ValueError(
+            f"total_steps ({c.total_steps}) gives {num_updates} updates of "
+            f"{steps_per_update} steps (num_envs * rollout_length), fewer than "
+            f"num_evaluations ({c.num_evaluations}); raise total_steps or lower num_evaluations"
+        )
+    per_eval = num_updates // c.num_evaluations
+    return Derived(
+        num_devices=devices,
+        steps_per_update=steps_per_update,
+        num_updates=per_eval * c.num_evaluations,
+        updates_per_eval=per_eval,
+        num_evaluations=c.num_evaluations,
+        total_steps=per_eval * c.num_evaluations * steps_per_update,
+        minibatch_size=minibatch,
+    )
+
+
+# =============================================================================================
+# State
+# =============================================================================================
+
+
+@struct.dataclass
+class Params:
+    actor: Any
+    critic: Any
+
+
+@struct.dataclass
+class Runner:
+    """Everything batched over environments (this part is sharded over devices)."""
+
+    env_state: Any  # (B, ...)
+    timestep: Any  # (B, ...) the last timestep; its observation is the next input
+    actor_hidden: chex.Array  # (B, N, H)
+    critic_hidden: chex.Array  # (B, N, H)
+
+
+@struct.dataclass
+class TrainState:
+    """The complete training state of one seed (a checkpoint holds exactly this)."""
+
+    params: Params
+    opt_state: Any
+    runner: Runner
+    key: chex.PRNGKey
+    update_step: chex.Array  # () int32 updates done
+    best_actor: Any  # actor parameters with the best evaluation so far
+    best_return: chex.Array  # () their mean evaluation return
+
+
+@struct.dataclass
+class Transition:
+    obs: chex.Array  # (B, N, D)
+    mask: chex.Array  # (B, N, A) bool (ones for continuous actions)
+    critic_in: chex.Array  # (B, N, F)
+    resets: chex.Array  # (B, N) bool: first step of an episode
+    action: chex.Array  # (B, N) int or (B, N, A) float
+    log_prob: chex.Array  # (B, N)
+    value: chex.Array  # (B, N)
+    next_value: chex.Array  # (B, N) value of the true successor (final obs on truncation)
+    reward: chex.Array  # (B, N)
+    terminated: chex.Array  # (B, N) bool
+    episode_end: chex.Array  # (B, N) bool
+    episode_return: chex.Array  # (B,) team return of the episode that just ended
+    episode_done: chex.Array  # (B,) bool
+
+
+# =============================================================================================
+# Learner
+# =============================================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOLearner:
+    """The compiled-function factory of one PPO configuration.
+
+    `init(key)`, `learn(state)` (one evaluation interval: `updates_per_eval` updates then an
+    evaluation) and `evaluate(actor_params, key)` are pure, for one seed; the runner vmaps them
+    over seeds and shards the environment batch over devices.
+    """
+
+    config: PPOConfig
+    derived: Derived
+    env: Environment  # the base environment
+    train_env: Environment  # EpisodeMetrics(AutoReset(...)), unbatched
+    eval_env: Environment  # AgentID(base) or base, unbatched
+    actor: MultiAgentNet
+    critic: MultiAgentNet
+    actions: training.ActionInfo
+    obs_dim: int
+    critic_dim: int
+    optimizer: optax.GradientTransformation
+
+    # -- policy -----------------------------------------------------------------------------
+
+    def act(self, actor_params, hidden, obs_view, mask, new_episode, key, greedy: bool):
+        """One policy step for a batch: `obs_view (E, N, D)`, `new_episode (E,)` ->
+        `(env_action, hidden)` (continuous actions are clipped to the bounds)."""
+        resets = jnp.broadcast_to(new_episode[:, None], obs_view.shape[:2])
+        hidden, out = self.actor.apply(actor_params, hidden, obs_view[None], resets[None])
+        out = jax.tree_util.tree_map(lambda x: x[0], out)
+        dist = make_distribution(
+            out, None if self.actions.continuous else mask, self.actions.continuous
+        )
+        action = dist.mode() if greedy else dist.sample(key)
+        return self._to_env(action), hidden
+
+    def _to_env(self, action):
+        if self.actions.continuous:
+            return jnp.clip(action, self.actions.low, self.actions.high)
+        return action
+
+    def critic_input(self, obs_view: chex.Array, global_state: chex.Array | None) -> chex.Array:
+        """`(B, N, F)` critic inputs: own views (IPPO) or global state + agent id (MAPPO)."""
+        if not self.config.centralised_critic:
+            return obs_view
+        batch, n = obs_view.shape[:2]
+        gs = jnp.broadcast_to(global_state[:, None, :], (batch, n, global_state.shape[-1]))
+        ids = jnp.broadcast_to(jnp.eye(n, dtype=gs.dtype), (batch, n, n))
+        return jnp.concatenate([gs, ids], axis=-1)
+
+    def initial_hidden(self, num: int):
+        return self.actor.initial_hidden((num,))
+
+    def make_evaluate(self, num_episodes: int, greedy: bool | None = None):
+        """`evaluate(actor_params, key) -> EvalOutput` over `num_episodes` episodes."""
+        greedy = self.config.eval_greedy if greedy is None else greedy
+        return training.make_evaluator(
+            self.eval_env,
+            functools.partial(self.act, greedy=greedy),
+            self.initial_hidden,
+            num_episodes,
+        )
+
+    @property
+    def batched(self) -> TrainState:
+        """Which parts of the state are batched over environments (sharded over devices)."""
+        return BATCHED
+
+    def policy_params(self, state: TrainState) -> Any:
+        """The current actor parameters."""
+        return state.params.actor
+
+    def best_policy_params(self, state: TrainState) -> Any:
+        """The actor parameters with the best evaluation return so far."""
+        return state.best_actor
+
+    # -- init -------------------------------------------------------------------------------
+
+    def init(self, key: chex.PRNGKey) -> TrainState:
+        """A fresh training state for one seed."""
+        actor_key, critic_key, env_key, key = jax.random.split(key, 4)
+        params = Params(
+            actor=self.actor.init(actor_key, self.obs_dim),
+            critic=self.critic.init(critic_key, self.critic_dim),
+        )
+        num_envs = self.config.num_envs
+        env_state, ts = jax.vmap(self.train_env.reset)(jax.random.split(env_key, num_envs))
+        runner = Runner(
+            env_state=env_state,
+            timestep=ts,
+            actor_hidden=self.actor.initial_hidden((num_envs,)),
+            critic_hidden=self.critic.initial_hidden((num_envs,)),
+        )
+        return TrainState(
+            params=params,
+            opt_state=self.optimizer.init(params),
+            runner=runner,
+            key=key,
+            update_step=jnp.zeros((), jnp.int32),
+            best_actor=params.actor,
+            best_return=jnp.full((), -jnp.inf, jnp.float32),
+        )
+
+    # -- rollout ----------------------------------------------------------------------------
+
+    def _global_state(self, extras):
+        return extras["global_state"] if self.config.centralised_critic else None
+
+    def rollout(self, params: Params, runner: Runner, key: chex.PRNGKey):
+        """`rollout_length` steps of the vmapped environments under `lax.scan`."""
+        env_step = jax.vmap(self.train_env.step)
+        continuous = self.actions.continuous
+
+        def step(runner: Runner, step_key):
+            ts = runner.timestep
+            obs = ts.observation
+            num_envs, n = obs.agents_view.shape[:2]
+            resets = jnp.broadcast_to((~ts.mid())[:, None], (num_envs, n))
+            actor_hidden, out = self.actor.apply(
+                params.actor, runner.actor_hidden, obs.agents_view[None], resets[None]
+            )
+            out = jax.tree_util.tree_map(lambda x: x[0], out)
+            mask = obs.action_mask if not continuous else None
+            dist = make_distribution(out, mask, continuous)
+            action = dist.sample(step_key)
+            log_prob = dist.log_prob(action)
+            critic_in = self.critic_input(obs.agents_view, self._global_state(ts.extras))
+            critic_hidden, value = self.critic.apply(
+                params.critic, runner.critic_hidden, critic_in[None], resets[None]
+            )
+            env_state, next_ts = env_step(runner.env_state, self._to_env(action))
+            # Value of the true successor: the final observation where an episode ended
+            # (AutoReset already swapped in the next episode's first observation).
+            final_in = self.critic_input(
+                next_ts.extras["final_observation"].agents_view,
+                self._global_state(next_ts.extras["final_extras"]),
+            )
+            _, next_value = self.critic.apply(
+                params.critic, critic_hidden, final_in[None], jnp.zeros_like(resets)[None]
+            )
+            end = jnp.broadcast_to(next_ts.last()[:, None], (num_envs, n))
+            transition = Transition(
+                obs=obs.agents_view,
+                mask=jnp.ones((num_envs, n, 1), bool) if continuous else obs.action_mask,
+                critic_in=critic_in,
+                resets=resets,
+                action=action,
+                log_prob=log_prob,
+                value=value[0],
+                next_value=next_value[0],
+                reward=next_ts.reward,
+                terminated=next_ts.terminated,
+                episode_end=end,
+                episode_return=next_ts.extras["episode_return"],
+                episode_done=next_ts.extras["episode_done"],
+            )
+            runner = Runner(env_state, next_ts, actor_hidden, critic_hidden)
+            return runner, transition
+
+        keys = jax.random.split(key, self.config.rollout_length)
+        return jax.lax.scan(step, runner, keys)
+
+    # -- update -----------------------------------------------------------------------------
+
+    def loss(self, params: Params, batch: dict) -> tuple[chex.Array, dict]:
+        """The PPO loss on one minibatch of sequences `(L, M, N, ...)`."""
+        c = self.config
+        _, out = self.actor.apply(params.actor, batch["actor_h0"], batch["obs"], batch["resets"])
+        mask = None if self.actions.continuous else batch["mask"]
+        dist = make_distribution(out, mask, self.actions.continuous)
+        log_prob = dist.log_prob(batch["action"])
+        entropy = entropy_bonus(dist.entropy())
+        _, value = self.critic.apply(
+            params.critic, batch["critic_h0"], batch["critic_in"], batch["resets"]
+        )
+        adv = batch["advantages"]
+        if c.normalize_advantages:
+            adv = normalize(adv)
+        actor_loss, stats = clipped_surrogate_loss(log_prob, batch["log_prob"], adv, c.clip_eps)
+        value_loss = clipped_value_loss(value, batch["value"], batch["targets"], c.clip_eps)
+        total = actor_loss + c.vf_coef * value_loss - c.ent_coef * entropy
+        return total, {
+            "total_loss": total,
+            "actor_loss": actor_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            **stats,
+        }
+
+    def update(self, state: TrainState, _=None) -> tuple[TrainState, dict]:
+        """One PPO update: rollout, GAE, `num_epochs` x `num_minibatches` gradient steps."""
+        c = self.config
+        key, rollout_key, perm_key = jax.random.split(state.key, 3)
+        start = state.runner
+        runner, traj = self.rollout(state.params, start, rollout_key)
+        advantages, targets = gae(
+            traj.reward,
+            traj.value,
+            traj.next_value,
+            traj.terminated,
+            traj.episode_end,
+            c.gamma,
+            c.gae_lambda,
+        )
+        data = {
+            "obs": traj.obs,
+            "mask": traj.mask,
+            "critic_in": traj.critic_in,
+            "resets": traj.resets,
+            "action": traj.action,
+            "log_prob": traj.log_prob,
+            "value": traj.value,
+            "advantages": advantages,
+            "targets": targets,
+        }
+        if c.network == "gru":
+            # Sequences of whole rollouts; minibatches split the environment axis.
+            data["actor_h0"], data["critic_h0"] = start.actor_hidden, start.critic_hidden
+            num_items = traj.reward.shape[1]
+        else:
+            # Independent transitions: fold time into the batch (sequence length 1).
+            t, b = traj.reward.shape[:2]
+            data = jax.tree_util.tree_map(lambda x: x.reshape(1, t * b, *x.shape[2:]), data)
+            data["actor_h0"] = self.actor.initial_hidden((t * b,))
+            data["critic_h0"] = self.critic.initial_hidden((t * b,))
+            num_items = t * b
+
+        def batch_axis(name):  # hidden states are (M, N, H); the rest (L, M, N, ...)
+            return 0 if name.endswith("_h0") else 1
+
+        num_mb = c.num_minibatches
+        grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+
+        def epoch(carry, epoch_key):
+            params, opt_state = carry
+            perm = jax.random.permutation(epoch_key, num_items)
+
+            def split(name, x):
+                ax = batch_axis(name)
+                x = jnp.take(x, perm, axis=ax)
+                shape = x.shape[:ax] + (num_mb, x.shape[ax] // num_mb) + x.shape[ax + 1 :]
+                return jnp.moveaxis(x.reshape(shape), ax, 0)
+
+            minibatches = {k: split(k, v) for k, v in data.items()}
+
+            def minibatch(carry, mb):
+                params, opt_state = carry
+                (_, stats), grads = grad_fn(params, mb)
+                updates, opt_state = self.optimizer.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
+                stats["grad_norm"] = optax.tree.norm(grads)
+                return (params, opt_state), stats
+
+            return jax.lax.scan(minibatch, (params, opt_state), minibatches)
+
+        (params, opt_state), stats = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(perm_key, c.num_epochs)
+        )
+        done = traj.episode_done.astype(jnp.float32)
+        metrics = {k: v.mean() for k, v in stats.items()}
+        metrics["episode_return_sum"] = jnp.sum(traj.episode_return * done)
+        metrics["episodes"] = done.sum()
+        state = state.replace(
+            params=params,
+            opt_state=opt_state,
+            runner=runner,
+            key=key,
+            update_step=state.update_step + 1,
+        )
+        return state, metrics
+
+    # -- one evaluation interval ------------------------------------------------------------
+
+    def learn(self, state: TrainState) -> tuple[TrainState, dict]:
+        """`updates_per_eval` updates, then an evaluation and best-parameter tracking."""
+        state, metrics = jax.lax.scan(self.update, state, None, self.derived.updates_per_eval)
+        episodes = metrics["episodes"].sum()
+        train = {
+            k: v.mean() for k, v in metrics.items() if k not in ("episodes", "episode_return_sum")
+        }
+        train["train_episode_return"] = jnp.where(
+            episodes > 0, metrics["episode_return_sum"].sum() / jnp.maximum(episodes, 1), jnp.nan
+        )
+        train["train_episodes"] = episodes
+        key, eval_key = jax.random.split(state.key)
+        evaluation = self.make_evaluate(self.config.eval_episodes)(state.params.actor, eval_key)
+        mean_return = evaluation.episode_return.mean()
+        better = mean_return > state.best_return
+        best_actor = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(better, new, old), state.params.actor, state.best_actor
+        )
+        state = state.replace(
+            key=key,
+            best_actor=best_actor,
+            best_return=jnp.maximum(mean_return, state.best_return),
+        )
+        return state, {"train": train, "eval": evaluation}
+
+
+def make_learner(
+    config: PPOConfig, env: Environment | None = None, num_devices: int | None = None
+) -> PPOLearner:
+    """Validates `config` and builds the learner (no compilation happens here).
+
+    Args:
+        config: the PPO config.
+        env: an environment instance to use instead of `make(config.env_id, **env_kwargs)`.
+        num_devices: devices available (default all).
+    """
+    derived = derive(config, num_devices)
+    if env is None:
+        env = jaxmarl_envs.make(config.env_id, **config.env_kwargs)
+    actions = training.action_info(env)
+    train_env = training.wrap_for_training(env, config.add_agent_id, config.centralised_critic)
+    eval_env = training.wrap_for_evaluation(env, config.add_agent_id)
+    obs_dim = training.observation_dim(eval_env)
+    if config.centralised_critic:
+        critic_dim = int(np.prod(env.global_state_spec().shape)) + env.num_agents
+    else:
+        critic_dim = obs_dim
+    recurrent = config.network == "gru"
+    hidden = config.gru_size if recurrent else 1
+    n = env.num_agents
+    actor = MultiAgentNet(
+        Actor(
+            config.hidden_sizes,
+            actions.dim,
+            actions.continuous,
+            config.activation,
+            recurrent,
+            config.gru_size,
+        ),
+        n,
+        config.share_params,
+        hidden,
+    )
+    critic = MultiAgentNet(
+        Critic(config.hidden_sizes, config.activation, recurrent, config.gru_size),
+        n,
+        config.share_params,
+        hidden,
+    )
+    steps = derived.num_updates * config.num_epochs * config.num_minibatches
+    lr = optax.linear_schedule(config.lr, 0.0, steps) if config.anneal_lr else config.lr
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5)
+    )
+    return PPOLearner(
+        config,
+        derived,
+        env,
+        train_env,
+        eval_env,
+        actor,
+        critic,
+        actions,
+        obs_dim,
+        critic_dim,
+        optimizer,
+    )
+
+
+#: Which parts of `TrainState` are batched over environments (sharded over devices).
+BATCHED = TrainState(
+    params=False,
+    opt_state=False,
+    runner=True,
+    key=False,
+    update_step=False,
+    best_actor=False,
+    best_return=False,
+)
+
+
+def make_train(config: PPOConfig, env: Environment | None = None):
+    """`train(key) -> (state, metrics)`: the whole run for one seed, without files.
+
+    The update loop and evaluation of each interval are one jitted function; the only Python
+    loop is over the `num_evaluations` intervals. Metrics are stacked over intervals. `train`
+    can be vmapped by calling it on a batch of keys (`train(keys)` with keys `(S, 2)`).
+    """
+    learner = make_learner(config, env)
+    init = jax.jit(jax.vmap(learner.init))
+    learn = jax.jit(jax.vmap(learner.learn))
+
+    def train(key: chex.PRNGKey):
+        batched = key.ndim == 2
+        keys = key if batched else key[None]
+        state = init(keys)
+        history = []
+        for _ in range(learner.derived.num_evaluations):
+            state, metrics = learn(state)
+            history.append(metrics)
+        metrics = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *history)
+        if not batched:
+            state, metrics = jax.tree_util.tree_map(lambda x: x[0], (state, metrics))
+        return state, metrics
+
+    train.learner = learner  # type: ignore[attr-defined]
+    return train

@@ -1,0 +1,249 @@
+"""`jaxmarl train` and `jaxmarl evaluate`: train the PPO family, evaluate and render checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+_ALIASES = {
+    "env_id": ["--env"],
+    "num_seeds": ["--seeds"],
+    "num_envs": ["--envs"],
+    "total_steps": ["--steps"],
+}
+
+_TRAIN_EPILOG = """\
+algorithms: ippo, mappo (feed-forward), rec_ippo, rec_mappo (GRU); `--recurrent` (or
+`--network gru`) turns ippo/mappo into their recurrent versions. Every config field is an
+option; `--set key=value` also works. Examples:
+
+  jaxmarl train ippo --env rware-tiny-4ag --total-steps 2e6 --num-envs 64 --seeds 3
+  jaxmarl train mappo --env lbf-8x8-2p-2f-coop --recurrent --hidden-sizes 64,64
+  jaxmarl train ippo --config results/run/config.json --resume
+"""
+
+
+def add_subparser(subparsers: Any) -> None:
+    """Registers `train` and `evaluate` on the `jaxmarl` command's subparsers."""
+    from jaxmarl_envs.algorithms.config import add_config_arguments
+    from jaxmarl_envs.algorithms.ppo import ALGORITHMS, PPOConfig
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a PPO-family algorithm (ippo, mappo, rec_ippo, rec_mappo)",
+        epilog=_TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("algorithm", choices=sorted(ALGORITHMS), help="algorithm")
+    p.add_argument(
+        "--config",
+        dest="config_file",
+        default=None,
+        help="start from a saved config.json (command-line options still override)",
+    )
+    p.add_argument("--recurrent", action="store_true", help="shorthand for --network gru")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in the run folder",
+    )
+    p.add_argument(
+        "--set",
+        dest="set_pairs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field (repeatable)",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this many evaluation intervals (resume later)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    group = p.add_argument_group("config fields")
+    add_config_arguments(group, PPOConfig, aliases=_ALIASES, skip=("algorithm",))
+    p.set_defaults(func=_cmd_train)
+
+    e = subparsers.add_parser("evaluate", help="evaluate (and render) a saved policy")
+    e.add_argument(
+        "checkpoint", help="a run folder, or one of its checkpoints/<step> or best/<step> folders"
+    )
+    e.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
+    e.add_argument("--gif", default=None, help="also render one greedy episode to this GIF/MP4")
+    e.add_argument("--seed", type=int, default=0, help="evaluation PRNG seed (default 0)")
+    e.add_argument(
+        "--run-index",
+        type=int,
+        default=0,
+        help="which of the trained seeds to evaluate (default 0)",
+    )
+    e.add_argument(
+        "--params",
+        choices=("best", "latest"),
+        default="best",
+        help="for a run folder: best parameters or the latest checkpoint",
+    )
+    mode = e.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", action="store_true", help="argmax/mean actions")
+    mode.add_argument("--sample", action="store_true", help="sample actions")
+    e.add_argument("--json", dest="json_out", default=None, help="write per-episode results here")
+    e.set_defaults(func=_cmd_evaluate)
+
+
+def build_config(args: argparse.Namespace):
+    """The config from a namespace of `jaxmarl train` options (ValueError on bad values)."""
+    from jaxmarl_envs.algorithms import ppo
+    from jaxmarl_envs.algorithms.config import (
+        from_dict,
+        load_config_dict,
+        overrides_from_args,
+        parse_overrides,
+        to_dict,
+    )
+
+    cls, preset = ppo.ALGORITHMS[args.algorithm]
+    base: dict[str, Any] = {}
+    if args.config_file:
+        base = dict(load_config_dict(args.config_file)["config"])
+    overrides = dict(preset)
+    overrides.update(overrides_from_args(ppo.PPOConfig, args))
+    overrides.update(parse_overrides(ppo.PPOConfig, args.set_pairs))
+    if args.recurrent:
+        overrides["network"] = "gru"
+        if overrides.get("algorithm", cls().algorithm) in ("ippo", "mappo"):
+            overrides["algorithm"] = "rec_" + overrides.get("algorithm", cls().algorithm)
+    merged = {**to_dict(cls()), **base, **overrides}
+    return from_dict(cls, merged)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from jaxmarl_envs.algorithms import ppo, training
+
+    try:
+        config = build_config(args)
+        training.maybe_initialize_distributed()
+        learner = ppo.make_learner(config)
+    except ValueError as err:
+        print(f"jaxmarl train: {err}", file=sys.stderr)
+        return 2
+    out = training.run_dir(config)
+    summary = training.run_experiment(
+        learner, out, resume=args.resume, stop_after=args.stop_after, verbose=not args.quiet
+    )
+    if not args.quiet:
+        print(f"results in {out}")
+    return 0 if summary["run_dir"] else 1
+
+
+def _find_run_dir(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if (candidate / "config.json").exists():
+            return candidate
+    raise ValueError(f"{path}: no config.json found in it or its parent folders")
+
+
+def load_policy(checkpoint: str, which: str = "best", run_index: int = 0):
+    """Loads `(learner, actor_params)` from a run folder or one of its checkpoint folders.
+
+    Args:
+        checkpoint: run folder, `<run>/checkpoints/<step>` or `<run>/best/<step>`.
+        which: for a run folder, "best" (best evaluation) or "latest" (newest checkpoint).
+        run_index: which trained seed's parameters (index into the seed axis).
+    """
+    import jax
+    from jaxmarl_envs.algorithms import checkpointing, ppo
+    from jaxmarl_envs.algorithms.config import from_dict, load_config_dict
+
+    path = Path(checkpoint).absolute()
+    if not path.exists():
+        raise ValueError(f"{checkpoint}: no such file or folder")
+    run = _find_run_dir(path)
+    payload = load_config_dict(run / "config.json")
+    cls = {"IPPOConfig": ppo.IPPOConfig, "MAPPOConfig": ppo.MAPPOConfig}.get(
+        payload.get("config_class"), ppo.PPOConfig
+    )
+    config = from_dict(cls, payload["config"])
+    config = config.__class__(**{**config.__dict__, "num_devices": 1})
+    learner = ppo.make_learner(config)
+    if not 0 <= run_index < config.num_seeds:
+        raise ValueError(f"--run-index must be in [0, {config.num_seeds}), got {run_index}")
+    keys = jax.numpy.zeros((config.num_seeds, 2), jax.numpy.uint32)
+    abstract = jax.eval_shape(jax.vmap(learner.init), keys)
+    step = None
+    if path != run:
+        kind, step = path.parent.name, int(path.name)
+    else:
+        kind = "best" if which == "best" else "checkpoints"
+    if kind not in ("best", "checkpoints"):
+        raise ValueError(f"{checkpoint}: expected <run>/best/<step> or <run>/checkpoints/<step>")
+    if kind == "best":
+        ckpt = checkpointing.Checkpointer(run / "best", 1, "mean_return")
+        step = ckpt.best_step() if step is None else step
+        target = checkpointing.abstract_like(learner.policy_params(abstract))
+        params, meta = ckpt.restore(step, target)
+    else:
+        ckpt = checkpointing.Checkpointer(run / "checkpoints", max(config.checkpoint_keep, 1))
+        state, meta = ckpt.restore(step, checkpointing.abstract_like(abstract))
+        params = learner.policy_params(state)
+    ckpt.close()
+    params = jax.tree_util.tree_map(lambda x: x[run_index], params)
+    return learner, params, meta
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import jax
+    import numpy as np
+    from jaxmarl_envs.algorithms import training
+
+    if args.episodes < 1:
+        print("jaxmarl evaluate: --episodes must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        learner, params, meta = load_policy(args.checkpoint, args.params, args.run_index)
+    except ValueError as err:
+        print(f"jaxmarl evaluate: {err}", file=sys.stderr)
+        return 2
+    # Default: the run's own evaluation mode (config.eval_greedy).
+    greedy = True if args.greedy else False if args.sample else learner.config.eval_greedy
+    evaluate = jax.jit(learner.make_evaluate(args.episodes, greedy=greedy))
+    out = jax.device_get(evaluate(params, jax.random.PRNGKey(args.seed)))
+    returns = np.asarray(out.episode_return)
+    line = (
+        f"{learner.config.algorithm} on {learner.config.env_id} (checkpoint at "
+        f"{meta.get('steps', '?')} steps): {args.episodes} "
+        f"{'greedy' if greedy else 'sampled'} episodes, return "
+        f"mean {returns.mean():.4g} std {returns.std():.4g} min {returns.min():.4g} "
+        f"max {returns.max():.4g}, length {np.mean(out.episode_length):.1f}"
+    )
+    result = {
+        "episode_return": returns.tolist(),
+        "episode_length": np.asarray(out.episode_length).tolist(),
+    }
+    if np.ndim(out.win) == 1:
+        line += f", win rate {np.mean(out.win):.3f}"
+        result["win_rate"] = np.asarray(out.win).tolist()
+    print(line)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
+    if args.gif:
+        import functools
+
+        act = functools.partial(learner.act, greedy=greedy)
+        frames, ret = training.rollout_episode(
+            learner.eval_env,
+            act,
+            learner.initial_hidden,
+            params,
+            jax.random.PRNGKey(args.seed + 1),
+        )
+        os.makedirs(os.path.dirname(os.path.abspath(args.gif)), exist_ok=True)
+        path = learner.env.animate(frames, args.gif)
+        print(f"wrote {path} ({len(frames) - 1} steps, team return {ret:.4g})")
+    return 0

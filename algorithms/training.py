@@ -1,0 +1,644 @@
+"""Shared Anakin skeleton: env stacks, the greedy evaluator, seeds, device sharding, progress."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxmarl_envs import specs
+from jaxmarl_envs.env import Environment
+from jaxmarl_envs.wrappers import AgentID, AutoReset, EpisodeMetrics, GlobalState
+
+#: Name of the mesh axis the environment batch is split over.
+DATA_AXIS = "data"
+
+#: Keys of `extras` that count as a win flag (first one present is used).
+WIN_KEYS = ("won", "win", "battle_won")
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionInfo:
+    """What a policy head needs to know about the action space.
+
+    Attributes:
+        continuous: Gaussian (True) or masked categorical (False) actions.
+        dim: number of discrete actions, or continuous action dimensions.
+        low: `(num_agents, dim)` lower bounds for continuous actions (None if discrete).
+        high: `(num_agents, dim)` upper bounds for continuous actions (None if discrete).
+    """
+
+    continuous: bool
+    dim: int
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
+def action_info(env: Environment) -> ActionInfo:
+    """Reads the action space of `env`: discrete `MultiDiscreteArray (N,)` or continuous
+    float `BoundedArray (N, dim)`; anything else raises ValueError."""
+    spec = env.action_spec
+    if isinstance(spec, specs.MultiDiscreteArray):
+        return ActionInfo(continuous=False, dim=int(np.max(spec.num_values)))
+    if isinstance(spec, specs.Array) and np.issubdtype(spec.dtype, np.floating):
+        if len(spec.shape) != 2 or spec.shape[0] != env.num_agents:
+            raise ValueError(
+                f"continuous action spec must have shape (num_agents, dim), got {spec.shape}"
+            )
+        if isinstance(spec, specs.BoundedArray):
+            low, high = spec.minimum.astype(np.float32), spec.maximum.astype(np.float32)
+        else:
+            low = np.full(spec.shape, -np.inf, np.float32)
+            high = np.full(spec.shape, np.inf, np.float32)
+        return ActionInfo(continuous=True, dim=int(spec.shape[1]), low=low, high=high)
+    raise ValueError(f"unsupported action spec {spec!r}: need MultiDiscreteArray or float Array")
+
+
+def wrap_for_training(env: Environment, add_agent_id: bool, global_state: bool) -> Environment:
+    """`EpisodeMetrics(AutoReset([GlobalState]([AgentID](env))))`."""
+    if add_agent_id:
+        env = AgentID(env)
+    if global_state:
+        env = GlobalState(env)
+    return EpisodeMetrics(AutoReset(env))
+
+
+def wrap_for_evaluation(env: Environment, add_agent_id: bool) -> Environment:
+    """`[AgentID](env)`: evaluation runs whole episodes without auto-reset."""
+    return AgentID(env) if add_agent_id else env
+
+
+def observation_dim(env: Environment) -> int:
+    """Flat per-agent view size of a (wrapped) environment; ValueError if not flat."""
+    shape = env.observation_spec.agents_view.shape
+    if len(shape) != 2:
+        raise ValueError(
+            f"networks need a flat per-agent view (num_agents, dim); got {shape}. "
+            "Use the environment's vector observation type."
+        )
+    return int(shape[1])
+
+
+def split_keys(key: chex.PRNGKey, num: int) -> chex.Array:
+    """`(num, 2)` keys (a helper so call sites read clearly)."""
+    return jax.random.split(key, num)
+
+
+def seed_keys(seed: int, num_seeds: int) -> chex.Array:
+    """`(num_seeds, 2)` keys: run `i` uses `PRNGKey(seed + i)`, so run `seed_k` is the same
+    whether it is trained alone or alongside other seeds."""
+    return jnp.stack([jax.random.PRNGKey(seed + i) for i in range(num_seeds)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class EvalOutput:
+    """Per-episode evaluation results.
+
+    Attributes:
+        episode_return: `(E,)` team return (sum over agents) of each episode.
+        episode_length: `(E,)` steps.
+        win: `(E,)` float win flag, or `()` NaN when the environment reports none.
+    """
+
+    episode_return: chex.Array
+    episode_length: chex.Array
+    win: chex.Array
+
+
+#: `act(params, hidden, obs_view (E,N,D), mask (E,N,A), new_episode (E,), key) -> (action, hidden)`.
+ActFn = Callable[..., tuple[chex.Array, Any]]
+
+
+def make_evaluator(
+    env: Environment,
+    act: ActFn,
+    init_hidden: Callable[[int], Any],
+    num_episodes: int,
+    max_steps: int | None = None,
+) -> Callable[[Any, chex.PRNGKey], EvalOutput]:
+    """Builds `evaluate(params, key) -> EvalOutput` running `num_episodes` episodes in parallel.
+
+    Each episode runs from its own reset until its first LAST step (at most `max_steps`,
+    default the environment's time limit); steps after the end are masked out, so the
+    environment needs no auto-reset. The whole evaluation is one `lax.scan`, jittable and
+    vmappable over seeds.
+
+    Args:
+        env: an unbatched environment (agent ids already added if the policy expects them).
+        act: the policy step (greedy or sampling, the caller decides).
+        init_hidden: `init_hidden(num_episodes)` -> the policy's initial recurrent state.
+        num_episodes: E.
+        max_steps: scan length (default `env.time_limit`).
+    """
+    steps = int(max_steps or env.time_limit)
+    reset = jax.vmap(env.reset)
+    step = jax.vmap(env.step)
+
+    def evaluate(params: Any, key: chex.PRNGKey) -> EvalOutput:
+        reset_key, key = jax.random.split(key)
+        state, ts = reset(jax.random.split(reset_key, num_episodes))
+        win_key = next((k for k in WIN_KEYS if k in ts.extras), None)
+
+        def body(carry, step_key):
+            state, ts, hidden, done, ret, length, win = carry
+            obs = ts.observation
+            new_episode = ts.first()
+            action, hidden = act(
+                params, hidden, obs.agents_view, obs.action_mask, new_episode, step_key
+            )
+            state, ts = step(state, action)
+            alive = ~done
+            ret = ret + jnp.where(alive, ts.reward.sum(-1), 0.0)
+            length = length + alive.astype(jnp.int32)
+            if win_key is not None:
+                flag = jnp.asarray(ts.extras[win_key], jnp.float32).reshape(num_episodes, -1)
+                win = jnp.where(alive & ts.last(), flag.max(-1), win)
+            done = done | ts.last()
+            return (state, ts, hidden, done, ret, length, win), None
+
+        carry = (
+            state,
+            ts,
+            init_hidden(num_episodes),
+            jnp.zeros((num_episodes,), bool),
+            jnp.zeros((num_episodes,), jnp.float32),
+            jnp.zeros((num_episodes,), jnp.int32),
+            jnp.zeros((num_episodes,), jnp.float32),
+        )
+        carry, _ = jax.lax.scan(body, carry, jax.random.split(key, steps))
+        _, _, _, _, ret, length, win = carry
+        if win_key is None:
+            win = jnp.full((), jnp.nan, jnp.float32)
+        return EvalOutput(episode_return=ret, episode_length=length, win=win)
+
+    return evaluate
+
+
+def rollout_episode(
+    env: Environment,
+    act: ActFn,
+    init_hidden: Callable[[int], Any],
+    params: Any,
+    key: chex.PRNGKey,
+) -> tuple[list[Any], float]:
+    """Runs one episode (outside the training jit) and returns its states for rendering.
+
+    Returns:
+        `(states, team_return)`: the unbatched states from reset to the last step inclusive.
+    """
+    steps = env.time_limit
+
+    @jax.jit
+    def run(params, key):
+        reset_key, key = jax.random.split(key)
+        state, ts = env.reset(reset_key)
+
+        def body(carry, step_key):
+            state, ts, hidden = carry
+            obs = jax.tree_util.tree_map(lambda x: x[None], ts.observation)
+            action, hidden = act(
+                params, hidden, obs.agents_view, obs.action_mask, ts.first()[None], step_key
+            )
+            state, ts = env.step(state, action[0])
+            return (state, ts, hidden), (state, ts.reward.sum(), ts.last())
+
+        _, (states, rewards, lasts) = jax.lax.scan(
+            body, (state, ts, init_hidden(1)), jax.random.split(key, steps)
+        )
+        return state, states, rewards, lasts
+
+    first, states, rewards, lasts = jax.device_get(run(params, key))
+    lasts = np.asarray(lasts)
+    end = int(np.argmax(lasts)) + 1 if lasts.any() else steps
+    frames = [first] + [jax.tree_util.tree_map(lambda x, i=i: x[i], states) for i in range(end)]
+    return frames, float(np.asarray(rewards)[:end].sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+# ---------------------------------------------------------------------------------------------
+
+
+def maybe_initialize_distributed() -> bool:
+    """Calls `jax.distributed.initialize()` when a multi-process launch is detected.
+
+    Detected through `JAX_COORDINATOR_ADDRESS` (with `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`)
+    or a SLURM job with more than one task. Returns whether it initialised.
+    """
+    env = os.environ
+    if env.get("JAX_COORDINATOR_ADDRESS"):
+        jax.distributed.initialize(
+            coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(env.get("JAX_NUM_PROCESSES", "1")),
+            process_id=int(env.get("JAX_PROCESS_ID", "0")),
+        )
+        return True
+    if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1")) > 1:
+        jax.distributed.initialize()
+        return True
+    return False
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh named `data` over the first `num_devices` of `jax.devices()` (all by
+    default; across every host after `jax.distributed.initialize`)."""
+    devices = jax.devices()
+    n = len(devices) if num_devices is None else int(num_devices)
+    if not 1 <= n <= len(devices):
+        raise ValueError(f"num_devices must be in [1, {len(devices)}], got {num_devices}")
+    return Mesh(np.asarray(devices[:n]), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh, batch_axis: int) -> NamedSharding:
+    """Sharding that splits axis `batch_axis` over the mesh's data axis."""
+    return NamedSharding(mesh, P(*([None] * batch_axis), DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Fully replicated sharding."""
+    return NamedSharding(mesh, P())
+
+
+def state_shardings(state: Any, batched: Any, mesh: Mesh, batch_axis: int = 1) -> Any:
+    """Shardings for a training state: leaves under `batched` (a pytree of bools with the
+    state's structure, or a prefix of it) are split on `batch_axis`, the rest replicated."""
+    split, rep = batch_sharding(mesh, batch_axis), replicated(mesh)
+    return jax.tree_util.tree_map(
+        lambda b, sub: jax.tree_util.tree_map(lambda _: split if b else rep, sub), batched, state
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Plain-line console progress: steps, SPS (compile time excluded), returns and ETA.
+
+    Steps count environment steps per seed; SPS counts all seeds' steps together.
+    """
+
+    def __init__(self, total_steps: int, num_seeds: int = 1, stream=None, enabled: bool = True):
+        self.total = int(total_steps)
+        self.num_seeds = int(num_seeds)
+        self.stream = stream or sys.stdout
+        self.enabled = enabled and jax.process_index() == 0
+        self.run_time = 0.0
+        self.run_steps = 0
+
+    def update(
+        self, steps_done: int, interval_steps: int, interval_seconds: float, fields: dict
+    ) -> float:
+        """Prints one line (`steps_done`, `interval_steps` per seed); returns the interval's
+        steps per second over all seeds."""
+        self.run_time += interval_seconds
+        self.run_steps += interval_steps
+        sps = self.num_seeds * interval_steps / max(interval_seconds, 1e-9)
+        per_seed_rate = self.run_steps / max(self.run_time, 1e-9)
+        eta = max(self.total - steps_done, 0) / max(per_seed_rate, 1e-9)
+        if self.enabled:
+            body = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+            pct = 100.0 * steps_done / max(self.total, 1)
+            print(
+                f"[{steps_done:>12,d}/{self.total:,d} {pct:5.1f}%] sps={sps:,.0f} "
+                f"eta={_fmt_time(eta)} {body}",
+                file=self.stream,
+                flush=True,
+            )
+        return sps
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=self.stream, flush=True)
+
+
+def _fmt(v: float) -> str:
+    v = float(v)
+    return f"{v:.4g}" if np.isfinite(v) else "nan"
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}"
+
+
+class TensorBoardWriter:
+    """Optional scalar logging (tensorboardX imported only when constructed)."""
+
+    def __init__(self, logdir: str):
+        from tensorboardX import SummaryWriter
+
+        self._writer = SummaryWriter(logdir)
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+        for k, v in values.items():
+            if np.isfinite(v):
+                self._writer.add_scalar(f"{prefix}{k}", float(v), int(step))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """Runs `fn`, blocks on its output, returns `(output, seconds)`."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return out, time.perf_counter() - start
+
+
+def nan_mean(x: np.ndarray, axis: int | Sequence[int] | None = None) -> np.ndarray:
+    """Mean ignoring NaNs without warnings (NaN where everything is NaN)."""
+    x = np.asarray(x, np.float64)
+    count = np.sum(np.isfinite(x), axis=axis)
+    total = np.sum(np.where(np.isfinite(x), x, 0.0), axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment loop (Python over evaluation intervals; everything else compiled)
+# ---------------------------------------------------------------------------------------------
+
+
+def default_run_name(config: Any) -> str:
+    """`<algorithm>_<env_id>_s<seed>` unless `config.run_name` is set."""
+    return config.run_name or f"{config.algorithm}_{config.env_id}_s{config.seed}"
+
+
+def run_dir(config: Any, out: str | None = None) -> str:
+    """The run folder: `<out or config.out>/<run name>`."""
+    return os.path.join(out or config.out, default_run_name(config))
+
+
+def _prune_results(
+    path: str, environment: str, task: str, algorithm: str, runs: Sequence[str], max_step_count: int
+) -> None:
+    """Drops logged steps beyond `max_step_count` (evaluations newer than the checkpoint a
+    resumed run restarts from, so they are logged again identically)."""
+    from jaxmarl_envs.algorithms.evaluation.results import load_results, save_results
+
+    if not os.path.exists(path):
+        return
+    data = load_results(path, False)
+    algo = data.get(environment, {}).get(task, {}).get(algorithm, {})
+    for run in runs:
+        entries = algo.get(run)
+        if entries is None:
+            continue
+        for key in [k for k in entries if k.startswith("step_")]:
+            if entries[key]["step_count"] > max_step_count:
+                del entries[key]
+        entries.pop("absolute_metrics", None)
+        if not any(k.startswith("step_") for k in entries):
+            del algo[run]
+    # Remove emptied levels bottom-up; delete the file when nothing is left.
+    for env_name in list(data):
+        for task_name in list(data[env_name]):
+            for algo_name in list(data[env_name][task_name]):
+                if not data[env_name][task_name][algo_name]:
+                    del data[env_name][task_name][algo_name]
+            if not data[env_name][task_name]:
+                del data[env_name][task_name]
+        if not data[env_name]:
+            del data[env_name]
+    if data:
+        save_results(data, path, False)
+    else:
+        os.remove(path)
+
+
+def run_experiment(
+    learner: Any,
+    out_dir: str | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Trains `learner.config.num_seeds` seeds together and writes everything under `out_dir`.
+
+    Files: `config.json` (resolved config and derived values), `metrics.json` (marl-eval
+    layout, one run `seed_<k>` per seed, per-episode values at every evaluation plus the
+    absolute metric), `checkpoints/<interval>/` (orbax, full state, latest
+    `checkpoint_keep`), `best/<interval>/` (best-by-mean-return policy parameters),
+    `episode.gif` (a greedy episode of seed 0's best parameters), `summary.json`, and
+    `tensorboard/` when enabled.
+
+    The learner protocol (see `ppo.PPOLearner`): `config`, `derived`, `env`, `eval_env`,
+    `init(key)`, `learn(state) -> (state, {"train": dict, "eval": EvalOutput})`,
+    `make_evaluate(num_episodes)`, `act`, `initial_hidden`, `batched` (which state parts are
+    per-environment), `policy_params(state)`, `best_policy_params(state)`.
+
+    Args:
+        learner: the algorithm's learner.
+        out_dir: run folder (default `<config.out>/<run name>`).
+        resume: continue from the latest checkpoint in `out_dir` if there is one.
+        stop_after: stop after this many intervals in this call (simulates an interrupted
+            run; the run can later be resumed).
+        verbose: print progress lines.
+
+    Returns:
+        A summary dict (final and absolute returns per seed, SPS, compile seconds, paths).
+    """
+    from jaxmarl_envs.algorithms import checkpointing
+    from jaxmarl_envs.algorithms.config import save_config
+    from jaxmarl_envs.algorithms.evaluation.results import JsonLogger
+
+    cfg, d = learner.config, learner.derived
+    out = out_dir or run_dir(cfg)
+    os.makedirs(out, exist_ok=True)
+    progress = Progress(d.total_steps, cfg.num_seeds, enabled=verbose)
+    mesh = make_mesh(d.num_devices)
+    save_config(
+        cfg,
+        os.path.join(out, "config.json"),
+        extra={
+            "derived": dataclasses.asdict(d),
+            "devices": [str(dev) for dev in mesh.devices.flat],
+            "jax_version": jax.__version__,
+        },
+    )
+    keys = seed_keys(cfg.seed, cfg.num_seeds)
+    init_seeds = jax.vmap(learner.init)
+    abstract = jax.eval_shape(init_seeds, keys)
+    shardings = state_shardings(abstract, learner.batched, mesh)
+
+    def learn_seeds(state):
+        state, metrics = jax.vmap(learner.learn)(state)
+        return jax.lax.with_sharding_constraint(state, shardings), metrics
+
+    init = jax.jit(init_seeds, out_shardings=shardings)
+    learn = jax.jit(learn_seeds, donate_argnums=0 if jax.default_backend() != "cpu" else ())
+
+    ckpt = best_ckpt = None
+    if cfg.checkpoint_keep > 0:
+        ckpt = checkpointing.Checkpointer(os.path.join(out, "checkpoints"), cfg.checkpoint_keep)
+        best_ckpt = checkpointing.Checkpointer(os.path.join(out, "best"), 1, "mean_return")
+    start = 0
+    best_mean = -np.inf
+    state = None
+    if resume and ckpt is not None and ckpt.latest_step() is not None:
+        state, meta = ckpt.restore(None, checkpointing.abstract_like(abstract, shardings))
+        start = int(meta["interval"])
+        best_mean = float(meta.get("best_mean_return", -np.inf))
+        progress.message(f"resumed from {ckpt.directory}/{start} ({meta['steps']:,} steps)")
+    if state is None:
+        state = init(keys)
+
+    family = getattr(learner.env, "name", "env")
+    runs = [f"seed_{cfg.seed + i}" for i in range(cfg.num_seeds)]
+    metrics_path = os.path.join(out, "metrics.json")
+    steps_per_interval = d.updates_per_eval * d.steps_per_update
+    if jax.process_index() == 0:
+        if resume:
+            _prune_results(
+                metrics_path, family, cfg.env_id, cfg.algorithm, runs, start * steps_per_interval
+            )
+        loggers = [
+            JsonLogger(
+                metrics_path,
+                family,
+                cfg.env_id,
+                cfg.algorithm,
+                run_name=run,
+                if_exists="resume" if resume else "overwrite",
+            )
+            for run in runs
+        ]
+    else:
+        loggers = []
+    tb = TensorBoardWriter(os.path.join(out, "tensorboard")) if cfg.tensorboard else None
+
+    t0 = time.perf_counter()
+    compiled = learn.lower(state).compile()
+    compile_seconds = time.perf_counter() - t0
+    progress.message(
+        f"{cfg.algorithm} on {cfg.env_id}: {cfg.num_seeds} seed(s), {d.num_devices} device(s), "
+        f"{d.num_evaluations} x {d.updates_per_eval} updates of {d.steps_per_update} steps; "
+        f"compiled in {compile_seconds:.1f}s"
+    )
+    sps_values = []
+    last_eval = None
+    interval = start
+    for interval in range(start, d.num_evaluations):
+        if stop_after is not None and interval - start >= stop_after:
+            break
+        (state, metrics), seconds = timed(lambda state=state: compiled(state))
+        metrics = jax.device_get(metrics)
+        steps = (interval + 1) * steps_per_interval
+        ev = metrics["eval"]
+        returns = np.asarray(ev.episode_return)  # (S, E)
+        last_eval = ev
+        has_win = np.ndim(ev.win) == 2
+        for s, logger in enumerate(loggers):
+            entry = {
+                "episode_return": returns[s],
+                "episode_length": np.asarray(ev.episode_length[s], np.float64),
+            }
+            if has_win:
+                entry["win_rate"] = np.asarray(ev.win[s])
+            logger.log_step(steps, entry)
+        train = {k: float(nan_mean(v)) for k, v in metrics["train"].items()}
+        fields = {
+            "eval_return": float(returns.mean()),
+            "train_return": train.get("train_episode_return", np.nan),
+        }
+        if has_win:
+            fields["win_rate"] = float(np.mean(ev.win))
+        sps = progress.update(steps, steps_per_interval, seconds, fields)
+        sps_values.append(sps)
+        if tb is not None:
+            tb.scalars(steps, {**train, **fields, "sps": sps})
+        mean_return = float(returns.mean())
+        meta = {
+            "interval": interval + 1,
+            "steps": steps,
+            "mean_return": mean_return,
+            "best_mean_return": max(best_mean, mean_return),
+        }
+        if ckpt is not None:
+            ckpt.save(interval + 1, state, meta)
+            if mean_return > best_mean:
+                best_ckpt.save(interval + 1, learner.policy_params(state), meta)
+        best_mean = max(best_mean, mean_return)
+    finished = interval + 1 >= d.num_evaluations and (
+        stop_after is None or d.num_evaluations - start <= stop_after
+    )
+    if ckpt is not None:
+        ckpt.wait()
+        best_ckpt.wait()
+    summary: dict[str, Any] = {
+        "run_dir": out,
+        "finished": bool(finished),
+        "compile_seconds": compile_seconds,
+        "sps_mean": float(np.mean(sps_values)) if sps_values else float("nan"),
+        "total_steps_per_seed": d.total_steps,
+    }
+    if last_eval is not None:
+        summary["final_return_per_seed"] = np.asarray(last_eval.episode_return).mean(-1).tolist()
+    if finished:
+        n = cfg.eval_episodes * cfg.absolute_metric_factor
+        evaluate = jax.jit(jax.vmap(learner.make_evaluate(n)))
+        abs_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0xAB5))(keys)
+        absolute = jax.device_get(evaluate(learner.best_policy_params(state), abs_keys))
+        for s, logger in enumerate(loggers):
+            entry = {
+                "episode_return": np.asarray(absolute.episode_return[s]),
+                "episode_length": np.asarray(absolute.episode_length[s], np.float64),
+            }
+            if np.ndim(absolute.win) == 2:
+                entry["win_rate"] = np.asarray(absolute.win[s])
+            logger.log_absolute(entry)
+        summary["absolute_return_per_seed"] = np.asarray(absolute.episode_return).mean(-1).tolist()
+        progress.message(
+            f"absolute metric (best params, {n} episodes): "
+            f"{np.asarray(absolute.episode_return).mean():.4g}"
+        )
+        if cfg.gif and jax.process_index() == 0:
+            try:
+                params0 = jax.tree_util.tree_map(lambda x: x[0], learner.best_policy_params(state))
+                act = functools.partial(learner.act, greedy=True)
+                frames, ret = rollout_episode(
+                    learner.eval_env,
+                    act,
+                    learner.initial_hidden,
+                    params0,
+                    jax.random.fold_in(keys[0], 0x61F),
+                )
+                path = learner.env.animate(frames, os.path.join(out, "episode.gif"))
+                summary["gif"] = path
+                progress.message(f"wrote {path} (greedy episode, team return {ret:.3g})")
+            except (NotImplementedError, ImportError) as err:
+                progress.message(f"no GIF: {type(err).__name__}: {err}")
+    summary["state"] = state
+    if tb is not None:
+        tb.close()
+    if jax.process_index() == 0:
+        import json
+
+        with open(os.path.join(out, "summary.json"), "w") as f:
+            json.dump({k: v for k, v in summary.items() if k != "state"}, f, indent=2)
+    return summary

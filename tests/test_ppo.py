@@ -1,0 +1,180 @@
+"""PPO family: short learning checks per variant, reproducibility, config validation, sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from continuous_toy_env import ContinuousToyEnv
+from jaxmarl_envs.algorithms import ppo
+from toy_env import ToyEnv
+
+# ToyEnv (5 steps): both agents must pick the target shown; random play scores about 1.
+FAST = dict(
+    total_steps=20 * 16 * 16,
+    num_envs=16,
+    rollout_length=16,
+    num_evaluations=5,
+    hidden_sizes=(32, 32),
+    gru_size=16,
+    lr=3e-3,
+    eval_episodes=32,
+    eval_greedy=True,
+)
+
+
+def _random_return(train, key):
+    """Mean team return of the untrained, sampling policy (about uniform random)."""
+    learner = train.learner
+    state = learner.init(key)
+    out = jax.jit(learner.make_evaluate(256, greedy=False))(state.params.actor, key)
+    return float(out.episode_return.mean())
+
+
+@pytest.fixture(scope="module")
+def ippo_train():
+    return ppo.make_train(ppo.make_config("ippo", **FAST), env=ToyEnv(time_limit=5))
+
+
+@pytest.fixture(scope="module")
+def ippo_run(ippo_train):
+    return ippo_train(jax.random.PRNGKey(0))
+
+
+def test_ippo_learns_toy_task(ippo_train, ippo_run):
+    state, metrics = ippo_run
+    final = float(metrics["eval"].episode_return[-1].mean())
+    baseline = _random_return(ippo_train, jax.random.PRNGKey(5))
+    assert baseline < 1.8
+    assert final >= 2.5, (final, baseline)
+    assert metrics["eval"].episode_return.shape == (5, 32)
+    assert int(state.update_step) == 20
+    assert float(state.best_return) >= final
+
+
+def test_same_seed_identical_different_seed_differs(ippo_train, ippo_run):
+    state_a, metrics_a = ippo_run
+    state_b, metrics_b = ippo_train(jax.random.PRNGKey(0))
+    state_c, _ = ippo_train(jax.random.PRNGKey(1))
+    for a, b in zip(
+        jax.tree_util.tree_leaves(state_a), jax.tree_util.tree_leaves(state_b), strict=True
+    ):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.array_equal(metrics_a["eval"].episode_return, metrics_b["eval"].episode_return)
+    leaves_a = jax.tree_util.tree_leaves(state_a.params)
+    leaves_c = jax.tree_util.tree_leaves(state_c.params)
+    assert any(not np.allclose(a, c) for a, c in zip(leaves_a, leaves_c, strict=True))
+
+
+def test_mappo_per_agent_params_learns_toy_task():
+    cfg = ppo.make_config("mappo", share_params=False, **FAST)
+    train = ppo.make_train(cfg, env=ToyEnv(time_limit=5))
+    state, metrics = train(jax.random.PRNGKey(0))
+    assert cfg.centralised_critic and train.learner.critic_dim == 8 + 2
+    # Per-agent parameters: a leading agent axis on every leaf.
+    assert all(x.shape[0] == 2 for x in jax.tree_util.tree_leaves(state.params))
+    assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
+
+
+@pytest.mark.parametrize("name, share", [("rec_ippo", True), ("rec_mappo", False)])
+def test_recurrent_learns_toy_task(name, share):
+    cfg = ppo.make_config(name, share_params=share, **FAST)
+    train = ppo.make_train(cfg, env=ToyEnv(time_limit=5))
+    state, metrics = train(jax.random.PRNGKey(0))
+    assert state.runner.actor_hidden.shape == (16, 2, 16)
+    assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
+
+
+def test_continuous_ippo_learns():
+    cfg = ppo.make_config(
+        "ippo", **{**FAST, "total_steps": 40 * 16 * 16, "lr": 1e-2, "ent_coef": 0.0}
+    )
+    train = ppo.make_train(cfg, env=ContinuousToyEnv(time_limit=5))
+    assert train.learner.actions.continuous and train.learner.actions.dim == 2
+    _, metrics = train(jax.random.PRNGKey(0))
+    returns = metrics["eval"].episode_return.mean(-1)
+    # Random Gaussian play scores about -16.7, the optimum 0.
+    assert float(returns[-1]) > -5.0, returns
+    assert np.all(np.isnan(metrics["eval"].win))
+
+
+def test_derive_sizes():
+    d = ppo.derive(
+        ppo.make_config(
+            "ippo", total_steps=10_000, num_envs=8, rollout_length=16, num_evaluations=3
+        ),
+        num_devices=1,
+    )
+    assert d.steps_per_update == 128 and d.num_updates == 78 - 78 % 3
+    assert d.updates_per_eval == 26 and d.total_steps == 26 * 3 * 128
+    assert d.minibatch_size == 64
+    r = ppo.derive(ppo.make_config("rec_ippo", num_envs=8, num_minibatches=4), 1)
+    assert r.minibatch_size == 2
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(num_envs=3, rollout_length=5, num_minibatches=2), "divisible by num_minibatches"),
+        (
+            dict(network="gru", num_envs=3, rollout_length=4, num_minibatches=2),
+            "num_envs (3) must be divisible by num_minibatches",
+        ),
+        (dict(total_steps=100), "fewer than num_evaluations"),
+        (dict(gamma=1.5), "gamma must be in [0, 1]"),
+        (dict(num_envs=0), "num_envs must be >= 1"),
+        (dict(lr=0.0), "lr must be > 0"),
+        (dict(hidden_sizes=()), "hidden_sizes"),
+        (dict(num_devices=3), "num_devices"),
+    ],
+)
+def test_config_errors_before_compilation(overrides, message):
+    cfg = dataclasses.replace(ppo.IPPOConfig(), **overrides)
+    with pytest.raises(ValueError) as err:
+        ppo.make_learner(cfg, env=ToyEnv())
+    assert message in str(err.value)
+
+
+def test_num_envs_divisible_by_devices():
+    with pytest.raises(ValueError, match="divisible by the number of devices"):
+        ppo.derive(ppo.make_config("ippo", num_envs=6, num_devices=4), num_devices=4)
+
+
+def test_unknown_algorithm():
+    with pytest.raises(ValueError, match="unknown PPO algorithm"):
+        ppo.make_config("dqn")
+
+
+def test_rollout_bootstrap_uses_final_observation_on_truncation():
+    """In a rollout the stored successor value on a truncated step is V(final observation)."""
+    cfg = ppo.make_config(
+        "ippo", **{**FAST, "num_envs": 2, "rollout_length": 6, "num_minibatches": 1}
+    )
+    learner = ppo.make_learner(cfg, env=ToyEnv(time_limit=3))
+    state = learner.init(jax.random.PRNGKey(3))
+    _, traj = jax.jit(learner.rollout)(state.params, state.runner, jax.random.PRNGKey(4))
+    values = jax.jit(
+        lambda x: learner.critic.apply(
+            state.params.critic,
+            learner.critic.initial_hidden((x.shape[1],)),
+            x,
+            jnp.zeros(x.shape[:3], bool),
+        )[1]
+    )(traj.obs)
+    assert np.allclose(values, traj.value, atol=1e-5)
+    end = np.asarray(traj.episode_end[..., 0])
+    cont = ~end[:-1]
+    # Within an episode the successor value is the next step's value ...
+    assert np.allclose(
+        np.asarray(traj.next_value[:-1])[cont], np.asarray(values[1:])[cont], atol=1e-5
+    )
+    # ... but at an episode end it is not the next (reset) observation's value.
+    ends = end[:-1]
+    assert ends.any()
+    assert not np.allclose(
+        np.asarray(traj.next_value[:-1])[ends], np.asarray(values[1:])[ends], atol=1e-4
+    )
+    assert np.array_equal(np.asarray(traj.resets[1:, :, 0]), end[:-1])

@@ -1,0 +1,250 @@
+"""Training runner: resume equals uninterrupted, multi-device equals one device, CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+from jaxmarl_envs.algorithms import ppo, training
+from jaxmarl_envs.algorithms.evaluation.results import load_results
+from toy_env import ToyEnv
+
+TINY = dict(
+    env_id="toy-5",
+    total_steps=4 * 2 * 16 * 8,
+    num_envs=8,
+    rollout_length=16,
+    num_evaluations=4,
+    hidden_sizes=(16,),
+    lr=3e-3,
+    eval_episodes=8,
+    num_seeds=2,
+    gif=False,
+    checkpoint_keep=2,
+)
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+@pytest.fixture(scope="module")
+def learner():
+    return ppo.make_learner(ppo.make_config("ippo", **TINY), env=ToyEnv(time_limit=5))
+
+
+@pytest.fixture(scope="module")
+def full_run(learner, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("full"))
+    return out, training.run_experiment(learner, out, verbose=False)
+
+
+def test_run_writes_results_and_checkpoints(full_run):
+    out, summary = full_run
+    assert summary["finished"]
+    data = load_results(os.path.join(out, "metrics.json"))
+    runs = data["toy"]["toy-5"]["ippo"]
+    assert sorted(runs) == ["seed_0", "seed_1"]
+    assert len([k for k in runs["seed_0"] if k.startswith("step_")]) == 4
+    assert len(runs["seed_0"]["step_3"]["episode_return"]) == 8
+    assert runs["seed_0"]["step_3"]["step_count"] == 4 * 2 * 16 * 8
+    assert len(runs["seed_1"]["absolute_metrics"]["episode_return"]) == 80
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["config"]["num_envs"] == 8 and cfg["derived"]["updates_per_eval"] == 2
+    assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["3", "4"]
+    assert len(os.listdir(os.path.join(out, "best"))) == 1
+
+
+def test_seed_keys_do_not_depend_on_batch(learner, full_run):
+    """Run seed_1 of a 2-seed batch starts from exactly the state PRNGKey(1) gives alone."""
+    _, summary = full_run
+    state = summary["state"]
+    keys = training.seed_keys(0, 2)
+    assert np.array_equal(keys[1], jax.random.PRNGKey(1))
+    init = jax.jit(learner.init)(keys[1])
+    assert all(
+        np.array_equal(a, b[1])
+        for a, b in zip(
+            _leaves(init.runner), _leaves(jax.jit(jax.vmap(learner.init))(keys).runner), strict=True
+        )
+    )
+    assert state.update_step.shape == (2,)
+
+
+def test_resume_equals_uninterrupted(learner, full_run, tmp_path):
+    _, summary = full_run
+    out = str(tmp_path / "resumed")
+    first = training.run_experiment(learner, out, stop_after=2, verbose=False)
+    assert not first["finished"]
+    partial = load_results(os.path.join(out, "metrics.json"), False)
+    assert len(partial["toy"]["toy-5"]["ippo"]["seed_0"]) == 2 + 1  # 2 steps + absolute
+    second = training.run_experiment(learner, out, resume=True, verbose=False)
+    assert second["finished"]
+    for a, b in zip(_leaves(summary["state"]), _leaves(second["state"]), strict=True):
+        assert np.array_equal(a, b)
+    full = load_results(os.path.join(full_run[0], "metrics.json"))
+    resumed = load_results(os.path.join(out, "metrics.json"))
+    for seed in ("seed_0", "seed_1"):
+        a, b = full["toy"]["toy-5"]["ippo"][seed], resumed["toy"]["toy-5"]["ippo"][seed]
+        for step in ("step_0", "step_3"):
+            assert a[step]["episode_return"] == b[step]["episode_return"]
+            assert a[step]["step_count"] == b[step]["step_count"]
+        assert a["absolute_metrics"] == b["absolute_metrics"]
+
+
+_MULTI_DEVICE = textwrap.dedent(
+    """
+    import sys, numpy as np, jax
+    sys.path.insert(0, {tests!r})
+    from toy_env import ToyEnv
+    from jaxmarl_envs.algorithms import ppo, training
+    assert len(jax.devices()) == 4, jax.devices()
+    leaves = {{}}
+    for n in (4, 1):
+        cfg = ppo.make_config("mappo", total_steps=2 * 8 * 8, num_envs=8, rollout_length=8,
+                              num_evaluations=2, hidden_sizes=(16,), eval_episodes=4,
+                              num_seeds=2, num_devices=n, checkpoint_keep=0, gif=False)
+        learner = ppo.make_learner(cfg, env=ToyEnv(time_limit=5))
+        out = training.run_experiment(learner, {out!r} + str(n), verbose=False)
+        state = out["state"]
+        if n == 4:
+            shard = state.runner.env_state.key.sharding
+            assert len(shard.device_set) == 4, shard
+            assert state.runner.env_state.key.addressable_shards[0].data.shape[1] == 2
+        leaves[n] = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+    diffs = [float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+             for a, b in zip(leaves[4], leaves[1]) if a.size]
+    print("MAXDIFF", max(diffs))
+    assert max(diffs) < 1e-4, max(diffs)
+    """
+)
+
+
+def test_multi_device_equals_single_device(tmp_path):
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    cache = jax.config.jax_compilation_cache_dir  # reuse the suite's persistent cache
+    if cache:
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5"
+        )
+    script = _MULTI_DEVICE.format(tests=tests, out=str(tmp_path / "run"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "MAXDIFF" in proc.stdout
+
+
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    from jaxmarl_envs.algorithms import cli
+
+    out = str(tmp_path / "res")
+    argv = [
+        "train",
+        "ippo",
+        "--env",
+        "lbf-8x8-2p-2f-coop",
+        "--env-kwargs",
+        '{"time_limit": 10}',
+        "--total-steps",
+        "1.28e3",
+        "--num-envs",
+        "8",
+        "--rollout-length",
+        "16",
+        "--num-evaluations",
+        "2",
+        "--hidden-sizes",
+        "16",
+        "--eval-episodes",
+        "4",
+        "--seeds",
+        "1",
+        "--tensorboard",
+        "--out",
+        out,
+        "--run-name",
+        "cli",
+        "--quiet",
+    ]
+    assert cli.main(argv) == 0
+    run = os.path.join(out, "cli")
+    cfg = json.load(open(os.path.join(run, "config.json")))
+    assert cfg["config"]["total_steps"] == 1280 and cfg["config"]["env_kwargs"]["time_limit"] == 10
+    data = load_results(os.path.join(run, "metrics.json"))
+    assert "seed_0" in data["lbf"]["lbf-8x8-2p-2f-coop"]["ippo"]
+    assert os.path.getsize(os.path.join(run, "episode.gif")) > 0
+    assert os.listdir(os.path.join(run, "checkpoints"))
+    assert any(f.startswith("events") for f in os.listdir(os.path.join(run, "tensorboard")))
+    gif = str(tmp_path / "eval.gif")
+    res = str(tmp_path / "eval.json")
+    capsys.readouterr()
+    assert cli.main(["evaluate", run, "--episodes", "6", "--gif", gif, "--json", res]) == 0
+    printed = capsys.readouterr().out
+    assert "6 sampled episodes" in printed and os.path.getsize(gif) > 0
+    assert len(json.load(open(res))["episode_return"]) == 6
+    step = sorted(os.listdir(os.path.join(run, "checkpoints")))[-1]
+    ckpt = os.path.join(run, "checkpoints", step)
+    assert cli.main(["evaluate", ckpt, "--episodes", "3", "--greedy"]) == 0
+
+
+def test_cli_config_errors(tmp_path, capsys):
+    from jaxmarl_envs.algorithms import cli
+
+    argv = [
+        "train",
+        "ippo",
+        "--env",
+        "lbf-8x8-2p-2f-coop",
+        "--num-envs",
+        "3",
+        "--rollout-length",
+        "5",
+        "--out",
+        str(tmp_path),
+    ]
+    assert cli.main(argv) == 2
+    assert "divisible by num_minibatches" in capsys.readouterr().err
+    assert cli.main(["train", "ippo", "--env", "no-such-env", "--out", str(tmp_path)]) == 2
+    assert "unknown environment id" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "ippo", "--total-steps", "1.5"])
+    assert cli.main(["evaluate", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_parses_overrides():
+    from jaxmarl_envs.algorithms import cli, train_cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(
+        [
+            "train",
+            "mappo",
+            "--env",
+            "rware-tiny-4ag",
+            "--total-steps",
+            "2e6",
+            "--num-envs",
+            "64",
+            "--seeds",
+            "3",
+            "--recurrent",
+            "--no-share-params",
+            "--set",
+            "lr=1e-3",
+        ]
+    )
+    cfg = train_cli.build_config(args)
+    assert isinstance(cfg, ppo.MAPPOConfig) and cfg.centralised_critic
+    assert (cfg.total_steps, cfg.num_envs, cfg.num_seeds) == (2_000_000, 64, 3)
+    assert cfg.network == "gru" and cfg.algorithm == "rec_mappo"
+    assert cfg.share_params is False and cfg.lr == 1e-3 and cfg.gamma == 0.99
