@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -32,10 +33,59 @@ def resolve_env(env_or_id: Environment | str, overrides: dict[str, Any]) -> Envi
     )
 
 
+class JittedEnv:
+    """`jax.jit`-ed `reset`, `step` and `global_state` of one environment."""
+
+    def __init__(self, env: Environment):
+        self.reset = jax.jit(env.reset)
+        self.step = jax.jit(env.step)
+        self.global_state = jax.jit(env.global_state)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_jitted(env_id: str, overrides: tuple) -> JittedEnv:
+    return JittedEnv(registry.make(env_id, **dict(overrides)))
+
+
+def jitted_env(env_or_id: Environment | str, env: Environment, overrides: dict) -> JittedEnv:
+    """Jitted functions of `env`, shared by every adapter built from the same id and overrides
+    (an id and its overrides determine the environment), so repeated constructions, as in the
+    ecosystems' checkers, trace and compile once. Built fresh for environment instances."""
+    if isinstance(env_or_id, str):
+        key = tuple(sorted(overrides.items()))
+        try:
+            hash(key)
+        except TypeError:
+            return JittedEnv(env)
+        return _cached_jitted(env_or_id, key)
+    return JittedEnv(env)
+
+
 def key_from_rng(rng: np.random.Generator) -> jax.Array:
     """A JAX PRNG key carrying 64 bits drawn from a numpy generator."""
     hi, lo = (int(x) for x in rng.integers(0, 2**32, size=2, dtype=np.uint64))
     return jax.random.fold_in(jax.random.PRNGKey(hi), lo)
+
+
+def validate_action(env: Environment, action: Any) -> np.ndarray:
+    """Checks a concrete joint action outside jit and returns it as a numpy array.
+
+    `env.validate_action` (shape, dtype, bounds) plus a finiteness check for float actions,
+    which bounds comparisons let through (NaN compares false both ways).
+
+    Raises:
+        ValueError: wrong shape or dtype, out of bounds, or non-finite.
+    """
+    arr = env.validate_action(action)
+    check_finite(arr, f"{type(env).__name__}: invalid action")
+    return arr
+
+
+def check_finite(action: np.ndarray, label: str) -> None:
+    """Raises ValueError naming the first non-finite entry of a float action."""
+    if np.issubdtype(action.dtype, np.floating) and not np.all(np.isfinite(action)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(action))[0])
+        raise ValueError(f"{label}: non-finite value {action[idx]} at index {idx}.")
 
 
 def to_numpy(tree: Any) -> Any:

@@ -7,7 +7,13 @@ from typing import Any
 import dm_env
 import jax
 import numpy as np
-from jaxmarl_envs.adapters._common import resolve_env, structured_to_dict, to_numpy
+from jaxmarl_envs.adapters._common import (
+    jitted_env,
+    resolve_env,
+    structured_to_dict,
+    to_numpy,
+    validate_action,
+)
 
 from jaxmarl_envs.env import Environment
 
@@ -20,8 +26,9 @@ class DmEnv(dm_env.Environment):
     Observations are dicts of numpy arrays keyed like the environment's structured
     observation spec (at least `agents_view` `(num_agents, ...)` and `action_mask`
     `(num_agents, num_actions)`); rewards and discounts are per agent, `(num_agents,)` float32.
-    The episode is a pure function of `seed` and the actions: every reset splits a fresh key
-    from the adapter's key chain.
+    The episode is a pure function of `seed` and the actions: the key chain starts at
+    `jax.random.PRNGKey(seed)` and every reset does `key, sub = jax.random.split(key)` and
+    calls `env.reset(sub)`.
 
     `step` before the first `reset`, or after a LAST step, starts a new episode and returns
     its FIRST timestep (the action is ignored), as dm-env requires.
@@ -40,8 +47,8 @@ class DmEnv(dm_env.Environment):
     def __init__(self, env_or_id: Environment | str, seed: int = 0, **overrides: Any):
         self._env = resolve_env(env_or_id, overrides)
         self._key = jax.random.PRNGKey(int(seed))
-        self._reset_fn = jax.jit(self._env.reset)
-        self._step_fn = jax.jit(self._env.step)
+        jitted = jitted_env(env_or_id, self._env, overrides)
+        self._reset_fn, self._step_fn = jitted.reset, jitted.step
         # Specs converted once, through the shared conversion in jaxmarl_envs.specs.
         self._obs_spec = self._env.observation_spec
         self._dm_observation_spec = self._obs_spec.to_dm_env()
@@ -76,11 +83,11 @@ class DmEnv(dm_env.Environment):
         """Advances with the joint `action` `(num_agents,)`.
 
         Raises:
-            ValueError: the action has the wrong shape, dtype or range.
+            ValueError: the action has the wrong shape, dtype or range (or is not finite).
         """
         if self._needs_reset:
             return self.reset()
-        action = self._env.validate_action(action)
+        action = validate_action(self._env, action)
         self._state, ts = self._step_fn(self._state, action)
         step_type, reward, discount, obs = to_numpy(
             (ts.step_type, ts.reward, ts.discount, self._observation(ts.observation))

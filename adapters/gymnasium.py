@@ -3,17 +3,27 @@
 Every registered id `<id>` is exposed to Gymnasium as `jaxmarl_envs/<id>-v0` (ids that already
 end in a version, such as `RobotWarehouse-v0`, keep it: `jaxmarl_envs/RobotWarehouse-v0`).
 
-Registration. Gymnasium 1.x removed the `gymnasium.envs` entry-point plugin loader that
-0.26-0.29 ran on `import gymnasium` (see Farama-Foundation/Gymnasium-Robotics#211), so on
-1.x the ids are registered when this module is imported. Either of these works without
-importing anything from this project first::
+Registration. Gymnasium 1.x no longer loads `gymnasium.envs` entry-point plugins on
+`import gymnasium` (0.26-0.29 did), so with Gymnasium 1.x the ids exist only once this module
+has been imported. `import jaxmarl_envs` alone does not import it (the environments never
+import the adapters). Two ways work:
 
-    gymnasium.make("jaxmarl_envs.adapters.gymnasium:jaxmarl_envs/rware-tiny-4ag-v0")
-    import jaxmarl_envs.adapters; gymnasium.make("jaxmarl_envs/rware-tiny-4ag-v0")
+1. From a fresh interpreter, with nothing of ours imported: prefix the id with this module,
+   which Gymnasium imports before looking the id up::
 
-and the `gymnasium.envs` entry point declared in pyproject.toml
-(`register_gymnasium_envs`) serves Gymnasium versions that still load plugins.
-Registration is cheap: entry-point strings and the id, no environment is built.
+       gymnasium.make("jaxmarl_envs.adapters.gymnasium:jaxmarl_envs/rware-tiny-4ag-v0")
+
+2. Import the adapters first (`jaxmarl_envs.adapters` or `jaxmarl_envs.adapters.gymnasium`),
+   then use the plain id::
+
+       import jaxmarl_envs.adapters
+       gymnasium.make("jaxmarl_envs/rware-tiny-4ag-v0")
+
+The plain id in a fresh interpreter raises `gymnasium.error.NamespaceNotFound`. The same holds
+for `gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`. The `gymnasium.envs`
+entry point declared in pyproject.toml (`register_gymnasium_envs`) serves only Gymnasium
+versions that still load plugins (< 1.0). Registration is cheap: entry-point strings and the
+id, no environment is built.
 
 The single-environment view (`JaxMarlGymEnv`):
 - observation: a `Box` of the agents' views with a leading agent axis, `(num_agents, ...)`
@@ -40,6 +50,13 @@ batch in one jitted `vmap` call and supports `AutoresetMode.NEXT_STEP` (default)
 environments with `reset(options={"reset_mask": mask})`). Infos follow Gymnasium's vector
 layout: every key `k` is batched along the first axis and paired with a `(num_envs,)` bool
 mask `_k` saying which environments carry it.
+
+Seeding (reproducible from outside, see tests/test_adapters_roundtrip.py): `reset(seed=s)`
+seeds `np_random` as Gymnasium does (`gymnasium.utils.seeding.np_random(s)`); the single env
+resets from `key_from_rng(np_random)` (`jaxmarl_envs.adapters._common`), one draw per reset.
+The vector env draws `keys = jax.random.split(key_from_rng(np_random), num_envs)` on a full
+reset, and every reset of environment `i` (first or automatic) does
+`keys[i], sub = jax.random.split(keys[i])` and calls `env.reset(sub)`.
 """
 
 from __future__ import annotations
@@ -55,7 +72,13 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from jaxmarl_envs.adapters._common import key_from_rng, resolve_env, to_numpy
+from jaxmarl_envs.adapters._common import (
+    check_finite,
+    key_from_rng,
+    resolve_env,
+    to_numpy,
+    validate_action,
+)
 
 from jaxmarl_envs import registry, specs
 from jaxmarl_envs.env import Environment
@@ -235,6 +258,7 @@ class JaxMarlGymEnv(gymnasium.Env):
         **overrides: scenario keyword overrides (ids only), e.g. `time_limit=50`.
 
     Example:
+        >>> import jaxmarl_envs.adapters  # registers the ids (see the module docstring)
         >>> env = gymnasium.make("jaxmarl_envs/rware-tiny-4ag-v0")
         >>> obs, info = env.reset(seed=0)
         >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
@@ -300,7 +324,7 @@ class JaxMarlGymEnv(gymnasium.Env):
                 "JaxMarlGymEnv.step: call reset() first (before the first step and after "
                 "an episode ends)."
             )
-        action = self._env.validate_action(action)
+        action = validate_action(self._env, action)
         self._state, out = self._step_fn(self._state, action)
         obs, reward, terminated, truncated, info, episode, done = to_numpy(tuple(out))
         if done:
@@ -344,10 +368,6 @@ class JaxMarlGymEnv(gymnasium.Env):
 # ----------------------------------------------------------------------------- vector env
 
 
-def _select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
 def _masked_info(info: dict, present: np.ndarray) -> dict:
     """Gymnasium's vector info layout: each key `k` with a `(num_envs,)` mask `_k`."""
     out: dict[str, Any] = {}
@@ -383,28 +403,45 @@ def _build_reset(core: _Core):
 
 
 def _build_step(core: _Core, mode: AutoresetMode):
-    """The batched step with the autoreset rule of `mode`, one `vmap` over environments."""
+    """The batched step with the autoreset rule of `mode`: `step(states, keys, actions,
+    autoreset) -> (states, keys, out, final)`.
 
-    def step_one(state, key, action, autoreset):
-        next_key, sub = jax.random.split(key)
-        stepped_state, stepped = core.step(state, action)
+    Every environment steps under one `vmap`. The resets are computed only on calls where
+    some environment needs one (a `lax.cond` on the whole batch, so steps in mid-episode skip
+    the reset's cost); environment `i` then splits its key, `next_key, sub = split(key)`,
+    resets from `sub` and keeps `next_key`, exactly as an unbatched loop would. `final` is the
+    stepped output before any reset (SAME_STEP only; None otherwise).
+    """
+    v_step = jax.vmap(core.step)
+    v_reset = jax.vmap(core.reset)
+
+    def step(states, keys, actions, autoreset):
+        stepped_states, stepped = v_step(states, actions)
         if mode is AutoresetMode.DISABLED:
-            return stepped_state, key, stepped, stepped
-        reset_state, reset = core.reset(sub)
-        if mode is AutoresetMode.NEXT_STEP:
-            state = _select(autoreset, reset_state, stepped_state)
-            out = _select(autoreset, reset, stepped)
-            return state, jnp.where(autoreset, next_key, key), out, stepped
-        # SAME_STEP: the ending step's outputs plus the new episode's observation/info.
-        done = stepped.done
-        state = _select(done, reset_state, stepped_state)
-        out = stepped._replace(
-            obs=jnp.where(done, reset.obs, stepped.obs),
-            info=_select(done, reset.info, stepped.info),
-        )
-        return state, jnp.where(done, next_key, key), out, stepped
+            return stepped_states, keys, stepped, None
+        need = autoreset if mode is AutoresetMode.NEXT_STEP else stepped.done
 
-    return jax.vmap(step_one)
+        def with_resets():
+            split = jax.vmap(jax.random.split)(keys)  # (num_envs, 2, key)
+            next_keys, subs = split[:, 0], split[:, 1]
+            reset_states, reset = v_reset(subs)
+            new_states = _select_batch(need, reset_states, stepped_states)
+            if mode is AutoresetMode.NEXT_STEP:
+                out = _select_batch(need, reset, stepped)
+            else:  # SAME_STEP: the ending step's outputs with the new episode's obs/info.
+                out = stepped._replace(
+                    obs=_select_batch(need, reset.obs, stepped.obs),
+                    info=_select_batch(need, reset.info, stepped.info),
+                )
+            return new_states, _select_batch(need, next_keys, keys), out
+
+        def without_resets():
+            return stepped_states, keys, stepped
+
+        new_states, new_keys, out = jax.lax.cond(jnp.any(need), with_resets, without_resets)
+        return new_states, new_keys, out, stepped if mode is AutoresetMode.SAME_STEP else None
+
+    return step
 
 
 def _make_vector_fns(core: _Core, mode: AutoresetMode):
@@ -562,7 +599,10 @@ class JaxMarlVectorEnv(VectorEnv):
                 f"{type(self).__name__}: actions have shape {arr.shape}, expected {expected} "
                 "(num_envs, num_agents, ...)."
             )
-        self._env.validate_action(arr[0])  # dtype and the first environment's range
+        try:  # dtype (and the first environment's range) through the cached spec
+            spec.validate(arr[0])
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__}: invalid actions: {err}") from err
         if isinstance(spec, specs.BoundedArray):
             bad = (arr < spec.minimum) | (arr > spec.maximum)
             if bad.any():
@@ -571,7 +611,9 @@ class JaxMarlVectorEnv(VectorEnv):
                     f"{type(self).__name__}: action out of range at index {idx}: {arr[idx]} "
                     f"not in [{spec.minimum[idx[1:]]}, {spec.maximum[idx[1:]]}]."
                 )
-        return arr.astype(spec.dtype, copy=False)
+        arr = arr.astype(spec.dtype, copy=False)
+        check_finite(arr, f"{type(self).__name__}: invalid actions")
+        return arr
 
     def step(
         self, actions: Any
@@ -591,7 +633,7 @@ class JaxMarlVectorEnv(VectorEnv):
             )
         actions = self._validate_actions(actions)
         self._states, self._keys, out, final = self._step_fn(
-            self._states, self._keys, actions, jnp.asarray(self._autoreset)
+            self._states, self._keys, actions, self._autoreset
         )
         if self.autoreset_mode is AutoresetMode.SAME_STEP:
             host, final = to_numpy((tuple(out), (final.obs, final.info)))

@@ -9,6 +9,9 @@ classic environments; `Discrete.sample(mask)` takes the mask directly). With
 Heterogeneous agents: if the environment defines `agent_observation_sizes` (one int per
 agent) its `agents_view` `(num_agents, max_dim)` is taken as padded and agent `i` sees
 `view[i, :sizes[i]]`; otherwise every agent sees its full row `view[i]`.
+
+Seeding: `reset(seed=s)` seeds a numpy generator `gymnasium.utils.seeding.np_random(s)`;
+every reset (seeded or not) calls `env.reset(key_from_rng(generator))`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
-import jax
 import numpy as np
 from gymnasium.utils import seeding
-from jaxmarl_envs.adapters._common import action_mask_of, key_from_rng, resolve_env, to_numpy
+from jaxmarl_envs.adapters._common import (
+    action_mask_of,
+    check_finite,
+    jitted_env,
+    key_from_rng,
+    resolve_env,
+    to_numpy,
+    validate_action,
+)
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
@@ -127,9 +137,9 @@ class JaxMarlParallelEnv(ParallelEnv):
             self._act_spaces[a] = act
         self.state_space = env.global_state_spec().to_gymnasium()
 
-        self._reset_fn = jax.jit(env.reset)
-        self._step_fn = jax.jit(env.step)
-        self._global_state_fn = jax.jit(env.global_state)
+        jitted = jitted_env(env_or_id, env, overrides)
+        self._reset_fn, self._step_fn = jitted.reset, jitted.step
+        self._global_state_fn = jitted.global_state
         self._np_random: np.random.Generator | None = None
         self._state: Any = None
         self._observation: Any = None
@@ -222,8 +232,19 @@ class JaxMarlParallelEnv(ParallelEnv):
                 )
             if np.issubdtype(spec.dtype, np.integer) and not np.issubdtype(act.dtype, np.integer):
                 raise ValueError(f"action of {a!r} has dtype {act.dtype}, expected integers.")
-            joint[self._index[a]] = act
-        return self._env.validate_action(joint)
+            if not np.can_cast(act.dtype, spec.dtype, casting="same_kind"):
+                raise ValueError(f"action of {a!r} has dtype {act.dtype}, expected {spec.dtype}.")
+            i = self._index[a]
+            check_finite(act, f"action of {a!r}")
+            # Bounds are checked before the cast into the joint array, which would wrap.
+            if isinstance(spec, specs.BoundedArray):
+                low, high = spec.minimum[i], spec.maximum[i]
+                if np.any(act < low) or np.any(act > high):
+                    raise ValueError(
+                        f"action of {a!r} is out of bounds: {act} not in [{low}, {high}]."
+                    )
+            joint[i] = act
+        return validate_action(self._env, joint)
 
     def step(self, actions: dict[str, Any]):
         """Steps with one action per live agent.

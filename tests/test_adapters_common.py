@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 
 import gymnasium
+import jax
 import pytest
 from jaxmarl_envs.adapters import gymnasium as gym_adapter
 from jaxmarl_envs.adapters._common import resolve_env
@@ -105,23 +107,77 @@ def test_entry_point_is_declared():
     assert ours[0].load() is gym_adapter.register_gymnasium_envs
 
 
-def test_gymnasium_make_in_a_fresh_interpreter():
-    """`gymnasium.make` works with nothing of ours imported first (module-prefixed id)."""
+def _run_fresh(code: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a new interpreter (sharing the tests' compilation cache, if any)."""
+    env = dict(os.environ)
+    cache = jax.config.jax_compilation_cache_dir
+    if cache:
+        env["JAX_COMPILATION_CACHE_DIR"] = cache
+        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_gymnasium_make_module_prefixed_in_a_fresh_interpreter():
+    """Nothing of ours imported: the plain id is unknown to Gymnasium 1.x (no plugin loading),
+    the module-prefixed id imports the adapter and works (`make` and `make_vec`), and then the
+    plain id works too."""
     env_id = REAL_IDS[0] if REAL_IDS else None
     if env_id is None:
         pytest.skip("no environment family registered yet")
+    gym_id = gym_adapter.gymnasium_id(env_id)
     code = (
         "import sys, gymnasium\n"
         "assert 'jaxmarl_envs' not in sys.modules\n"
-        f"env = gymnasium.make('jaxmarl_envs.adapters.gymnasium:"
-        f"{gym_adapter.gymnasium_id(env_id)}')\n"
+        "major = int(gymnasium.__version__.split('.')[0])\n"
+        "if major >= 1:\n"
+        "    try:\n"
+        f"        gymnasium.make('{gym_id}')\n"
+        "        raise SystemExit('plain id worked without importing the adapters')\n"
+        "    except gymnasium.error.NamespaceNotFound:\n"
+        "        pass\n"
+        "assert 'jaxmarl_envs' not in sys.modules\n"
+        f"env = gymnasium.make('jaxmarl_envs.adapters.gymnasium:{gym_id}', time_limit=3)\n"
+        "assert 'jaxmarl_envs.adapters.gymnasium' in sys.modules\n"
         "obs, info = env.reset(seed=0)\n"
         "assert obs in env.observation_space\n"
-        f"env2 = gymnasium.make('{gym_adapter.gymnasium_id(env_id)}')\n"
+        f"venv = gymnasium.make_vec('jaxmarl_envs.adapters.gymnasium:{gym_id}', num_envs=2, "
+        "vectorization_mode='vector_entry_point', time_limit=3)\n"
+        "assert type(venv).__name__ == 'JaxMarlVectorEnv'\n"
+        f"env2 = gymnasium.make('{gym_id}', time_limit=3)\n"
+        "assert type(env2.unwrapped).__name__ == 'JaxMarlGymEnv'\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+    out = _run_fresh(code)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("module", ["jaxmarl_envs.adapters", "jaxmarl_envs.adapters.gymnasium"])
+def test_gymnasium_make_plain_id_after_importing_the_adapters(module):
+    """The plain `jaxmarl_envs/<id>-v0` id in a fresh interpreter once the adapters are
+    imported (`import jaxmarl_envs` alone does not register anything with Gymnasium)."""
+    env_id = REAL_IDS[0] if REAL_IDS else None
+    if env_id is None:
+        pytest.skip("no environment family registered yet")
+    gym_id = gym_adapter.gymnasium_id(env_id)
+    code = (
+        "import sys, gymnasium\n"
+        "import jaxmarl_envs\n"
+        f"assert '{gym_id}' not in gymnasium.registry\n"
+        f"import {module}\n"
+        f"env = gymnasium.make('{gym_id}', time_limit=3)\n"
+        "obs, info = env.reset(seed=0)\n"
+        "assert obs in env.observation_space\n"
+        f"venv = gymnasium.make_vec('{gym_id}', num_envs=2, "
+        "vectorization_mode='vector_entry_point', time_limit=3)\n"
+        "obs, info = venv.reset(seed=0)\n"
+        "assert obs.shape[0] == 2\n"
+        "print('ok')\n"
+    )
+    out = _run_fresh(code)
+    assert out.returncode == 0, out.stderr + out.stdout
     assert out.stdout.strip().endswith("ok")
 
 

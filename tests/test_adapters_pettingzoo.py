@@ -1,5 +1,6 @@
-"""PettingZoo adapter: `parallel_api_test` and the AEC `api_test` (through `parallel_to_aec`)
-on the representative ids, agent removal, masks, state, seeding and errors."""
+"""PettingZoo adapter: PettingZoo's `parallel_api_test`, `parallel_seed_test`, `render_test` and
+the AEC `api_test` (through `parallel_to_aec`) on the representative ids; our own multi-episode
+determinism check, agent removal, masks, state and errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from jaxmarl_envs.adapters.pettingzoo import JaxMarlParallelEnv, aec_env, parallel_env
 from pettingzoo import AECEnv
-from pettingzoo.test import api_test, parallel_api_test
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID
 from toy_env import ToyEnv
@@ -137,31 +138,75 @@ def test_action_errors():
 
 
 @pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
-def test_seeding(env_id):
-    def rollout(env, seed):
-        obs, _ = env.reset(seed=seed)
-        out = [obs[a]["observation"] for a in env.possible_agents]
-        rng = np.random.default_rng(0)
-        for _ in range(SHORT):  # a time-limited episode
-            acts = {}
-            for a in env.agents:
-                legal = np.flatnonzero(obs[a]["action_mask"])
-                acts[a] = int(rng.choice(legal))
-            obs, rew, *_ = env.step(acts)
-            out += [obs[a]["observation"] for a in obs] + [np.float32(rew[a]) for a in rew]
-            if not env.agents:
-                break
-        assert env.agents == []
-        return out
+def test_pettingzoo_seed_test(env_id):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parallel_seed_test(lambda: parallel_env(env_id, time_limit=SHORT), num_cycles=4 * SHORT)
+    assert _unexpected(caught) == []
 
+
+@pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
+def test_pettingzoo_render_test(env_id, monkeypatch):
+    """PettingZoo's `render_test` (an AEC loop) in both render modes."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    made = []
+
+    def env_fn(render_mode=None):
+        env = aec_env(env_id, render_mode=render_mode, time_limit=4 * SHORT)
+        parallel = env.env.env
+        assert isinstance(parallel, JaxMarlParallelEnv)
+        parallel.metadata["render_fps"] = 1000  # the human window paces frames at this rate
+        made.append(env)
+        return env
+
+    render_test(env_fn)
+    assert {e.render_mode for e in made} == {"human", "rgb_array"}
+    for e in made:
+        e.close()
+
+
+DETERMINISM_STEPS = 4 * SHORT + 2  # several episodes
+
+
+def _trajectory(env, seed: int, steps: int = DETERMINISM_STEPS) -> list[np.ndarray]:
+    """Observations, masks, rewards, terminations and truncations of `steps` joint steps with
+    legal actions from a fixed generator, starting a new (unseeded) episode after each end."""
+    obs, _ = env.reset(seed=seed)
+    out = [obs[a][k] for a in env.possible_agents for k in ("observation", "action_mask")]
+    rng = np.random.default_rng(0)
+    episodes = 1
+    for _ in range(steps):
+        if not env.agents:
+            obs, _ = env.reset()
+            episodes += 1
+            out += [obs[a]["observation"] for a in env.possible_agents]
+            continue
+        acts = {a: int(rng.choice(np.flatnonzero(obs[a]["action_mask"]))) for a in env.agents}
+        obs, rew, term, trunc, _ = env.step(acts)
+        for a in sorted(obs):
+            out += [obs[a]["observation"], obs[a]["action_mask"]]
+            out += [np.float32(rew[a]), np.bool_(term[a]), np.bool_(trunc[a])]
+    assert episodes >= 3  # the trajectory crosses episode ends
+    return out
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("env_id", REPRESENTATIVE_IDS)
+def test_multi_episode_determinism(env_id):
+    """Same seed: identical trajectories across episode ends (same instance re-seeded and a
+    fresh instance); different seeds: different trajectories."""
     env = parallel_env(env_id, time_limit=SHORT)
-    a, b = rollout(env, 4), rollout(env, 4)
-    c = rollout(parallel_env(env_id, time_limit=SHORT), 4)
-    assert len(a) == len(b) == len(c)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
-    firsts = {rollout(env, s)[0].tobytes() + rollout(env, s)[-1].tobytes() for s in range(4)}
-    assert len(firsts) > 1
+    a = _trajectory(env, 4)
+    assert _same(a, _trajectory(env, 4))
+    assert _same(a, _trajectory(parallel_env(env_id, time_limit=SHORT), 4))
+    # The later episodes are reproducible too (not just the seeded first one).
+    assert _same(a[len(a) // 2 :], _trajectory(env, 4)[len(a) // 2 :])
+    others = [_trajectory(env, s) for s in (5, 6, 7)]
+    assert not all(_same(a, o) for o in others)
+    assert sum(not _same(a, o) for o in others) >= 2
 
 
 class _PaddedToy(ToyEnv):
