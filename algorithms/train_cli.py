@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -66,6 +68,12 @@ def add_subparser(subparsers: Any) -> None:
         help="stop after this many evaluation intervals (resume later)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        help="skip the learning-curve plots and tables written to <run>/plots",
+    )
     group = p.add_argument_group("config fields")
     add_config_arguments(group, PPOConfig, aliases=_ALIASES, skip=("algorithm",))
     p.set_defaults(func=_cmd_train)
@@ -136,9 +144,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = training.run_experiment(
         learner, out, resume=args.resume, stop_after=args.stop_after, verbose=not args.quiet
     )
+    if args.plots and summary["finished"]:
+        _write_plots(out, quiet=args.quiet)
     if not args.quiet:
         print(f"results in {out}")
     return 0 if summary["run_dir"] else 1
+
+
+def _write_plots(run: str | Path, quiet: bool) -> None:
+    """Learning curves, aggregate scores and tables of this run into `<run>/plots`."""
+    run = Path(run)
+    results = run / "metrics.json"
+    if not results.exists():
+        return
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("note: plots skipped (pip install 'jaxmarl-envs[eval]' for matplotlib)")
+        return
+    from jaxmarl_envs.algorithms.evaluation import plot_cli
+
+    argv = ["plot", str(results), "--metric", "episode_return", "--out", str(run / "plots")]
+    argv += ["--normalise", "none", "--formats", "png", "--reps", "2000"]
+    if quiet:
+        with contextlib.redirect_stdout(io.StringIO()):
+            plot_cli.main(argv)
+    else:
+        plot_cli.main(argv)
 
 
 def _find_run_dir(path: Path) -> Path:

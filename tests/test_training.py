@@ -185,6 +185,9 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert os.path.getsize(os.path.join(run, "episode.gif")) > 0
     assert os.listdir(os.path.join(run, "checkpoints"))
     assert any(f.startswith("events") for f in os.listdir(os.path.join(run, "tensorboard")))
+    plots = os.path.join(run, "plots")
+    assert os.path.getsize(os.path.join(plots, "sample_efficiency.png")) > 0
+    assert os.path.getsize(os.path.join(plots, "aggregate_scores.csv")) > 0
     gif = str(tmp_path / "eval.gif")
     res = str(tmp_path / "eval.json")
     capsys.readouterr()
