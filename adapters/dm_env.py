@@ -7,6 +7,7 @@ from typing import Any
 import dm_env
 import jax
 import numpy as np
+
 from jaxmarl_envs.adapters._common import (
     jitted_env,
     resolve_env,
@@ -14,7 +15,6 @@ from jaxmarl_envs.adapters._common import (
     to_numpy,
     validate_action,
 )
-
 from jaxmarl_envs.env import Environment
 
 __all__ = ["DmEnv"]

@@ -72,6 +72,8 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
+from jaxmarl_envs import registry, specs
 from jaxmarl_envs.adapters._common import (
     check_finite,
     key_from_rng,
@@ -79,8 +81,6 @@ from jaxmarl_envs.adapters._common import (
     to_numpy,
     validate_action,
 )
-
-from jaxmarl_envs import registry, specs
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.wrappers import EpisodeMetrics
 

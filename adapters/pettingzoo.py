@@ -21,6 +21,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec
+
+from jaxmarl_envs import specs
 from jaxmarl_envs.adapters._common import (
     action_mask_of,
     check_finite,
@@ -30,10 +34,6 @@ from jaxmarl_envs.adapters._common import (
     to_numpy,
     validate_action,
 )
-from pettingzoo import ParallelEnv
-from pettingzoo.utils.conversions import parallel_to_aec
-
-from jaxmarl_envs import specs
 from jaxmarl_envs.env import Environment
 
 __all__ = ["JaxMarlParallelEnv", "aec_env", "parallel_env"]

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+
+import jaxmarl_envs
 from jaxmarl_envs.algorithms import training
 from jaxmarl_envs.algorithms.advantages import gae
 from jaxmarl_envs.algorithms.config import field
@@ -22,8 +24,6 @@ from jaxmarl_envs.algorithms.losses import (
     normalize,
 )
 from jaxmarl_envs.algorithms.networks import Actor, Critic, MultiAgentNet, make_distribution
-
-import jaxmarl_envs
 from jaxmarl_envs.env import Environment
 
 # =============================================================================================

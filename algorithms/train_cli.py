@@ -189,6 +189,7 @@ def load_policy(checkpoint: str, which: str = "best", run_index: int = 0):
         run_index: which trained seed's parameters (index into the seed axis).
     """
     import jax
+
     from jaxmarl_envs.algorithms import checkpointing, ppo
     from jaxmarl_envs.algorithms.config import from_dict, load_config_dict
 
@@ -231,6 +232,7 @@ def load_policy(checkpoint: str, which: str = "best", run_index: int = 0):
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
+
     from jaxmarl_envs.algorithms import training
 
     if args.episodes < 1:

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from jaxmarl_envs.adapters.gymnasium import JaxMarlVectorEnv
 
 import jaxmarl_envs
+from jaxmarl_envs.adapters.gymnasium import JaxMarlVectorEnv
 from jaxmarl_envs.wrappers import AutoReset, VmapWrapper
 
 NUM_ENVS = 1024

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 import gymnasium
-import jaxmarl_envs.adapters  # noqa: F401  registers the jaxmarl_envs/<id>-v0 ids with Gymnasium
 import numpy as np
+
+import jaxmarl_envs.adapters  # noqa: F401  registers the jaxmarl_envs/<id>-v0 ids with Gymnasium
 
 
 def main(argv: list[str] | None = None) -> dict:

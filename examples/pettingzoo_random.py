@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+
 from jaxmarl_envs.adapters.pettingzoo import parallel_env
 
 

@@ -11,12 +11,12 @@ import sys
 import gymnasium
 import jax
 import pytest
-from jaxmarl_envs.adapters import gymnasium as gym_adapter
-from jaxmarl_envs.adapters._common import resolve_env
 from toy_env import ToyEnv
 
 import jaxmarl_envs
 from jaxmarl_envs import registry
+from jaxmarl_envs.adapters import gymnasium as gym_adapter
+from jaxmarl_envs.adapters._common import resolve_env
 
 TOY_ID = "adapters-toy"
 CLASS_IDS = ("RobotWarehouse-v0", "LevelBasedForaging-v0")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from dm_env import specs as dm_specs
 from dm_env import test_utils
-from jaxmarl_envs.adapters import DmEnv
 from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID
 from toy_env import ToyEnv
 
 from jaxmarl_envs import make
+from jaxmarl_envs.adapters import DmEnv
 
 SHORT = 3
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode, VectorEnv
-from jaxmarl_envs.adapters.gymnasium import JaxMarlGymEnv, JaxMarlVectorEnv, gymnasium_id
 from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID
 from toy_env import ToyEnv
+
+from jaxmarl_envs.adapters.gymnasium import JaxMarlGymEnv, JaxMarlVectorEnv, gymnasium_id
 
 NUM_ENVS = 3
 SHORT = 2  # time_limit override so episodes end within a few steps

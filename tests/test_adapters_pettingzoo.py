@@ -9,12 +9,13 @@ import warnings
 import gymnasium
 import numpy as np
 import pytest
-from jaxmarl_envs.adapters.pettingzoo import JaxMarlParallelEnv, aec_env, parallel_env
 from pettingzoo import AECEnv
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID
 from toy_env import ToyEnv
+
+from jaxmarl_envs.adapters.pettingzoo import JaxMarlParallelEnv, aec_env, parallel_env
 
 SHORT = 3
 

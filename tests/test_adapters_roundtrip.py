@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
-from jaxmarl_envs.adapters import DmEnv, JaxMarlGymEnv, JaxMarlVectorEnv, parallel_env
-from jaxmarl_envs.adapters._common import key_from_rng, structured_to_dict
 from test_adapters_common import REAL_IDS, REPRESENTATIVE_IDS, TOY_ID
 
 from jaxmarl_envs import make
+from jaxmarl_envs.adapters import DmEnv, JaxMarlGymEnv, JaxMarlVectorEnv, parallel_env
+from jaxmarl_envs.adapters._common import key_from_rng, structured_to_dict
 
 SHORT = 2  # time_limit of the gymnasium tests too, so the compiled programs are shared
 STEPS = 3 * SHORT + 3  # several episode ends

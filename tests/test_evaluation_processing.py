@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from jaxmarl_envs.algorithms.evaluation import (
     curve_tensors,
     load_reference_scores,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from jaxmarl_envs.algorithms.evaluation import (
     JsonLogger,
     load_results,

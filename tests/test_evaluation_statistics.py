@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+
 from jaxmarl_envs.algorithms.evaluation import statistics as st
 
 # Small matrix (num_runs=2, num_tasks=3) used for hand-computed values.

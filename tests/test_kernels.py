@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from jaxmarl_envs.algorithms.advantages import gae, lambda_returns
 from jaxmarl_envs.algorithms.distributions import DiagGaussian, MaskedCategorical
 from jaxmarl_envs.algorithms.losses import clipped_surrogate_loss, clipped_value_loss, normalize

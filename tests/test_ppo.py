@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from continuous_toy_env import ContinuousToyEnv
-from jaxmarl_envs.algorithms import ppo
 from toy_env import ToyEnv
+
+from jaxmarl_envs.algorithms import ppo
 
 # ToyEnv (5 steps): both agents must pick the target shown; random play scores about 1.
 FAST = dict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+
 from jaxmarl_envs.algorithms import ppo
 
 pytestmark = pytest.mark.slow

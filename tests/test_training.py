@@ -11,9 +11,10 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from toy_env import ToyEnv
+
 from jaxmarl_envs.algorithms import ppo, training
 from jaxmarl_envs.algorithms.evaluation.results import load_results
-from toy_env import ToyEnv
 
 TINY = dict(
     env_id="toy-5",

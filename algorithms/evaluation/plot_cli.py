@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from jaxmarl_envs.algorithms.evaluation import plots, statistics, tables
 from jaxmarl_envs.algorithms.evaluation.processing import (
     Normalisation,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from jaxmarl_envs.algorithms.evaluation.statistics import Interval
 
 METRIC_LABELS = {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
 from jaxmarl_envs.algorithms.evaluation.results import (
     ABSOLUTE_METRICS,
     RESERVED_STEP_KEYS,
