@@ -14,11 +14,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _can_build_in_place() -> bool:
+    """Whether this environment can build the wheel without an isolated build env."""
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    if importlib.util.find_spec("wheel") is not None:
+        return True
+    import setuptools
+
+    major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+    return (major, minor) >= (70, 1)  # bdist_wheel ships with setuptools from 70.1
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)]
-    if importlib.util.find_spec("setuptools") is not None:
+    if _can_build_in_place():
         cmd.insert(4, "--no-build-isolation")
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     (path,) = out.glob("jaxmarl_envs-*.whl")
