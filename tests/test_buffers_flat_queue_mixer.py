@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
+
 from jaxmarl_envs.algorithms.buffers import (
     make_flat_buffer,
     make_item_buffer,
     make_mixer,
     make_trajectory_queue,
 )
-from scipy import stats
 
 EX = {"t": jnp.zeros((), jnp.int32), "row": jnp.zeros((), jnp.int32)}
 

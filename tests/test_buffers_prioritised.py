@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
+
 from jaxmarl_envs.algorithms.buffers import (
     make_prioritised_flat_buffer,
     make_prioritised_item_buffer,
     make_prioritised_trajectory_buffer,
     sum_tree,
 )
-from scipy import stats
 
 EXAMPLE = {
     "t": jnp.zeros((), jnp.int32),

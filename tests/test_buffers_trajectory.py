@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jaxmarl_envs.algorithms.buffers import make_trajectory_buffer
 from scipy import stats
+
+from jaxmarl_envs.algorithms.buffers import make_trajectory_buffer
 
 EXAMPLE = {
     "t": jnp.zeros((), jnp.int32),

@@ -6,6 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from toy_env import ToyEnv
+
+import jaxmarl_envs
 from jaxmarl_envs.algorithms.buffers import make_trajectory_buffer
 from jaxmarl_envs.algorithms.buffers.recorder import (
     DONE_KEY,
@@ -16,9 +19,6 @@ from jaxmarl_envs.algorithms.buffers.recorder import (
     return_statistics,
 )
 from jaxmarl_envs.algorithms.buffers.vault import Vault
-from toy_env import ToyEnv
-
-import jaxmarl_envs
 from jaxmarl_envs.wrappers import AutoReset, GlobalState, VmapWrapper
 
 NUM_ENVS, LENGTH = 3, 8

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from jaxmarl_envs.algorithms.buffers import (
     make_prioritised_trajectory_buffer,
     make_trajectory_buffer,

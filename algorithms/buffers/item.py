@@ -8,6 +8,7 @@ from collections.abc import Callable
 import chex
 import jax
 from flax import struct
+
 from jaxmarl_envs.algorithms.buffers.prioritised import make_prioritised_trajectory_buffer
 from jaxmarl_envs.algorithms.buffers.trajectory import (
     Experience,

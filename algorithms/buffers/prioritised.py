@@ -8,6 +8,7 @@ from collections.abc import Callable
 import chex
 import jax.numpy as jnp
 from flax import struct
+
 from jaxmarl_envs.algorithms.buffers import sum_tree
 from jaxmarl_envs.algorithms.buffers.trajectory import (
     Experience,
@@ -180,8 +181,16 @@ def make_prioritised_trajectory_buffer(
         base = write(state, batch, t)
         new_total = base.total_added
         new_oldest = oldest_time(new_total, max_time)
-        # Starts whose validity can change: logical [old_total - L + 1, new_total).
-        logical = old_total - (length - 1) + jnp.arange(t + length - 1, dtype=jnp.int32)
+        # Starts whose priority can change: those completed by this add, logical
+        # [old_total - L + 1, old_total - L + t], and those whose slot it overwrites,
+        # [old_total, new_total). Starts in between were incomplete (priority zero) and stay
+        # so; when the two ranges touch (t >= L - 1) they form [old_total - L + 1, new_total).
+        if t >= length - 1:
+            offsets = jnp.arange(t + length - 1, dtype=jnp.int32) - (length - 1)
+        else:
+            steps = jnp.arange(t, dtype=jnp.int32)
+            offsets = jnp.concatenate([steps - (length - 1), steps])
+        logical = old_total + offsets
         row = jnp.broadcast_to(jnp.arange(rows, dtype=jnp.int32)[:, None], (rows, logical.size))
         logical_b = jnp.broadcast_to(logical[None, :], row.shape)
         valid = (

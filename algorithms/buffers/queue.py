@@ -9,6 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
+
 from jaxmarl_envs.algorithms.buffers.trajectory import (
     Experience,
     check_batch,

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jaxmarl_envs.algorithms.buffers.vault import Vault
 
+from jaxmarl_envs.algorithms.buffers.vault import Vault
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.types import TimeStep
 from jaxmarl_envs.wrappers import AutoReset, GlobalState, VmapWrapper

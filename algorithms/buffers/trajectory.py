@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -160,12 +161,30 @@ def init_state(example: Experience, rows: int, max_time: int) -> TrajectoryBuffe
 def write(state: TrajectoryBufferState, batch: Experience, t: int) -> TrajectoryBufferState:
     """Writes `t` time steps of every row at the write head (ring wrap-around)."""
     max_time = jax.tree_util.tree_leaves(state.experience)[0].shape[1]
-    idx = (state.current_index + jnp.arange(t, dtype=jnp.int32)) % max_time
-    experience = jax.tree_util.tree_map(
-        lambda s, b: s.at[:, idx].set(b.astype(s.dtype), unique_indices=True),
-        state.experience,
-        batch,
-    )
+    if t == 1:
+        # One step never wraps: a dynamic slice update is cheaper than a scatter.
+        experience = jax.tree_util.tree_map(
+            lambda s, b: jax.lax.dynamic_update_slice_in_dim(
+                s, b.astype(s.dtype), state.current_index, axis=1
+            ),
+            state.experience,
+            batch,
+        )
+    else:
+        rows = jax.tree_util.tree_leaves(state.experience)[0].shape[0]
+        idx = (state.current_index + jnp.arange(t, dtype=jnp.int32)) % max_time
+        flat_idx = (jnp.arange(rows, dtype=jnp.int32)[:, None] * max_time + idx).reshape(-1)
+
+        def put(s, b):
+            # Scatter whole steps into a (rows * time, features) view; the slots are
+            # distinct and in range by construction.
+            features = math.prod(s.shape[2:])
+            view = s.reshape(rows * max_time, features)
+            steps = b.astype(s.dtype).reshape(rows * t, features)
+            view = view.at[flat_idx].set(steps, unique_indices=True, mode="promise_in_bounds")
+            return view.reshape(s.shape)
+
+        experience = jax.tree_util.tree_map(put, state.experience, batch)
     total = state.total_added + t
     return TrajectoryBufferState(
         experience=experience,
@@ -246,9 +265,25 @@ def sequence_mask(done_seq: chex.Array) -> chex.Array:
 
 def gather_sequences(experience: Experience, rows: chex.Array, starts: chex.Array, length: int):
     """Gathers `(n, length, ...)` sequences from rows `rows` and physical starts `starts`."""
-    max_time = jax.tree_util.tree_leaves(experience)[0].shape[1]
+    rows_total, max_time = jax.tree_util.tree_leaves(experience)[0].shape[:2]
     t_idx = (starts[:, None] + jnp.arange(length, dtype=jnp.int32)[None, :]) % max_time
-    return jax.tree_util.tree_map(lambda x: x[rows[:, None], t_idx], experience)
+    # Materialise the indices: fused into the gather, their producer (random draws, a sum
+    # tree descent) would be recomputed for every gathered element.
+    flat_idx = jax.lax.optimization_barrier(rows[:, None] * max_time + t_idx)
+
+    def take(x):
+        # Gathers of whole steps from a (rows * time, features) view are cheaper on CPU than
+        # a two-index gather; indices are in range, so the result is the same. Short
+        # sequences gather step by step, so callers that split the steps (flat buffers)
+        # slice nothing.
+        view = x.reshape(rows_total * max_time, math.prod(x.shape[2:]))
+        if length <= 2:
+            steps = jnp.stack([view[flat_idx[:, j]] for j in range(length)], axis=1)
+        else:
+            steps = view[flat_idx.reshape(-1)]
+        return steps.reshape(*t_idx.shape, *x.shape[2:])
+
+    return jax.tree_util.tree_map(take, experience)
 
 
 def uniform_from_mask(key: chex.PRNGKey, mask: chex.Array, n: int) -> chex.Array:
