@@ -1,5 +1,11 @@
 """jaxmarl_envs: pure-JAX multi-agent environments with a registry, specs and wrappers."""
 
+from jaxmarl_envs import _xla_flags
+
+_xla_flags.apply()  # before JAX creates its CPU backend; see _xla_flags.py
+
+# ruff: noqa: E402
+
 from jaxmarl_envs import specs
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.registry import EnvSpec, list_envs, make, register, spec

@@ -9,6 +9,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import jax  # noqa: E402
 
+import jaxmarl_envs  # noqa: E402,F401  sets XLA flags before the backend starts
+
 # Compilation dominates the suite on CPU; reuse compiled programs across runs. The cache lives
 # outside the repository (override with JAXMARL_TEST_CACHE, disable with JAXMARL_TEST_CACHE=off).
 _cache = os.environ.get(

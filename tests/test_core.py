@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -310,3 +312,25 @@ def test_random_rollout_batched_shapes():
     assert states.step_count.shape == (4, 3)
     assert np.asarray(tss.last()).sum() >= 6  # every env ends at least twice in 4 steps
     assert ts0.observation.action_mask.shape == (3, 2, 3)
+
+
+# ----------------------------------------------------------------------------- XLA flags
+
+
+def test_xla_flags_apply(monkeypatch):
+    from jaxmarl_envs import _xla_flags
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    monkeypatch.delenv("JAXMARL_KEEP_XLA_FLAGS", raising=False)
+    _xla_flags.apply()
+    _xla_flags.apply()  # idempotent
+    flags = os.environ["XLA_FLAGS"].split()
+    assert flags == ["--xla_force_host_platform_device_count=4", _xla_flags.CPU_SCHEDULER_FLAG]
+    # A user's own setting of the flag wins, and the opt-out leaves XLA_FLAGS alone.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_concurrency_optimized_scheduler=true")
+    _xla_flags.apply()
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_enable_concurrency_optimized_scheduler=true"
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setenv("JAXMARL_KEEP_XLA_FLAGS", "1")
+    _xla_flags.apply()
+    assert os.environ["XLA_FLAGS"] == ""

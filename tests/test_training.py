@@ -252,3 +252,41 @@ def test_cli_parses_overrides():
     assert (cfg.total_steps, cfg.num_envs, cfg.num_seeds) == (2_000_000, 64, 3)
     assert cfg.network == "gru" and cfg.algorithm == "rec_mappo"
     assert cfg.share_params is False and cfg.lr == 1e-3 and cfg.gamma == 0.99
+
+
+@pytest.mark.slow
+def test_multi_seed_training_does_not_deadlock(tmp_path):
+    """Regression: this configuration hung forever inside XLA's CPU runtime (all threads
+    idle) until `jaxmarl_envs._xla_flags` disabled the concurrency-optimised scheduler."""
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable,
+        "-m",
+        "jaxmarl_envs.algorithms.cli",
+        "train",
+        "mappo",
+        "--env",
+        "rware-tiny-2ag",
+        "--total-steps",
+        "2e5",
+        "--num-envs",
+        "16",
+        "--seeds",
+        "2",
+        "--num-evaluations",
+        "1",
+        "--eval-episodes",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--no-gif",
+        "--no-plots",
+        "--checkpoint-keep",
+        "0",
+        "--quiet",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
