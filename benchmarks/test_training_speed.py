@@ -21,7 +21,12 @@ NUM_ENVS = [64, 256, 1024]
 @pytest.mark.parametrize("num_envs", NUM_ENVS)
 def test_ppo_update_throughput(benchmark, algorithm, num_envs):
     cls = ppo.IPPOConfig if algorithm == "ippo" else ppo.MAPPOConfig
-    config = cls(env_id="rware-tiny-4ag", num_envs=num_envs, total_steps=num_envs * 128 * 10)
+    config = cls(
+        env_id="rware-tiny-4ag",
+        num_envs=num_envs,
+        total_steps=num_envs * 128 * 10,
+        num_evaluations=1,
+    )
     learner = ppo.make_learner(config, num_devices=1)
     state = jax.jit(learner.init)(jax.random.PRNGKey(0))
     update = jax.jit(lambda s: learner.update(s)[0])

@@ -121,7 +121,7 @@ class BoundedArray(Array):
         self._check_shape_dtype(value)
         if not _is_traced(value):
             arr = np.asarray(value)
-            bad = (arr < self.minimum) | (arr > self.maximum)
+            bad = ~((arr >= self.minimum) & (arr <= self.maximum))  # NaN is out of bounds
             if np.any(bad):
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(

@@ -71,6 +71,13 @@ def test_bounded_validate_messages():
         spec.validate(np.array([-1, 0], np.int32))
 
 
+def test_bounded_rejects_nan():
+    spec = specs.BoundedArray((2,), np.float32, -1.0, 1.0, "action")
+    spec.validate(np.array([0.5, -1.0], np.float32))
+    with pytest.raises(ValueError, match="out of bounds at index \\(1,\\)"):
+        spec.validate(np.array([0.0, np.nan], np.float32))
+
+
 def test_spec_constructor_errors():
     with pytest.raises(ValueError):
         specs.DiscreteArray(0)
