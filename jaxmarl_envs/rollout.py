@@ -22,10 +22,11 @@ def random_action(key: chex.PRNGKey, action_mask: chex.Array) -> chex.Array:
     Returns:
         `(..., num_agents)` int32 actions (an agent with no legal action gets action 0).
     """
-    first = jnp.arange(action_mask.shape[-1]) == 0
-    mask = jnp.where(action_mask.any(-1, keepdims=True), action_mask, first)
-    logits = jnp.where(mask, 0.0, -jnp.inf)
-    return jax.random.categorical(key, logits).astype(jnp.int32)
+    # The argmax of i.i.d. uniforms over the legal actions is uniform among them, and
+    # cheaper than Gumbel sampling (no logarithms). Illegal actions score -1, so an agent
+    # with no legal action gets argmax = 0.
+    scores = jnp.where(action_mask, jax.random.uniform(key, action_mask.shape), -1.0)
+    return jnp.argmax(scores, axis=-1).astype(jnp.int32)
 
 
 def random_rollout(
