@@ -123,9 +123,8 @@ def test_gymnasium_make_module_prefixed_in_a_fresh_interpreter():
     """Nothing of ours imported: the plain id is unknown to Gymnasium 1.x (no plugin loading),
     the module-prefixed id imports the adapter and works (`make` and `make_vec`), and then the
     plain id works too."""
-    env_id = REAL_IDS[0] if REAL_IDS else None
-    if env_id is None:
-        pytest.skip("no environment family registered yet")
+    assert REAL_IDS, "no environment family is registered"
+    env_id = REAL_IDS[0]
     gym_id = gym_adapter.gymnasium_id(env_id)
     code = (
         "import sys, gymnasium\n"
@@ -158,9 +157,8 @@ def test_gymnasium_make_module_prefixed_in_a_fresh_interpreter():
 def test_gymnasium_make_plain_id_after_importing_the_adapters(module):
     """The plain `jaxmarl_envs/<id>-v0` id in a fresh interpreter once the adapters are
     imported (`import jaxmarl_envs` alone does not register anything with Gymnasium)."""
-    env_id = REAL_IDS[0] if REAL_IDS else None
-    if env_id is None:
-        pytest.skip("no environment family registered yet")
+    assert REAL_IDS, "no environment family is registered"
+    env_id = REAL_IDS[0]
     gym_id = gym_adapter.gymnasium_id(env_id)
     code = (
         "import sys, gymnasium\n"
