@@ -15,8 +15,7 @@ from jaxmarl_envs.algorithms.buffers.trajectory import (
     TrajectoryBufferState,
     check_batch,
     check_done_field,
-    check_episode_mode,
-    check_positive_int,
+    check_trajectory_args,
     gather_sequences,
     get_field,
     init_state,
@@ -131,23 +130,18 @@ def make_prioritised_trajectory_buffer(
     Returns:
         A frozen `PrioritisedTrajectoryBuffer` of pure functions.
     """
-    rows = check_positive_int("add_batch_size", add_batch_size)
-    max_time = check_positive_int("max_length_time", max_length_time)
-    n = check_positive_int("sample_batch_size", sample_batch_size)
-    length = check_positive_int("sample_sequence_length", sample_sequence_length)
-    period = check_positive_int("period", period)
-    if length > max_time:
-        raise ValueError(
-            f"sample_sequence_length ({length}) must be <= max_length_time ({max_time})."
-        )
-    if min_length_time is None:
-        min_length_time = length
-    min_time = check_positive_int("min_length_time", min_length_time)
-    if min_time > max_time:
-        raise ValueError(f"min_length_time ({min_time}) must be <= max_length_time ({max_time}).")
+    rows, max_time, n, length, period, min_time = check_trajectory_args(
+        add_batch_size,
+        max_length_time,
+        sample_batch_size,
+        sample_sequence_length,
+        period,
+        min_length_time,
+        episode_mode,
+        done_key,
+    )
     alpha = _check_exponent("priority_exponent", priority_exponent)
     beta0 = _check_exponent("importance_sampling_exponent", importance_sampling_exponent)
-    check_episode_mode(episode_mode, done_key)
     within = episode_mode == "within"
 
     def _scaled(priorities: chex.Array) -> chex.Array:

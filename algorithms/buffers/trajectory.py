@@ -307,6 +307,42 @@ def make_sample_mask(experience, done_key, episode_mode, n, length):
 # --------------------------------------------------------------------------------------
 
 
+def check_trajectory_args(
+    add_batch_size: int,
+    max_length_time: int,
+    sample_batch_size: int,
+    sample_sequence_length: int,
+    period: int,
+    min_length_time: int | None,
+    episode_mode: str,
+    done_key: str | None,
+) -> tuple[int, int, int, int, int, int]:
+    """Validates the trajectory-buffer arguments shared by the plain and prioritised factories.
+
+    Returns:
+        `(rows, max_time, sample_batch_size, length, period, min_time)` as ints.
+
+    Raises:
+        ValueError: naming the bad argument.
+    """
+    rows = check_positive_int("add_batch_size", add_batch_size)
+    max_time = check_positive_int("max_length_time", max_length_time)
+    n = check_positive_int("sample_batch_size", sample_batch_size)
+    length = check_positive_int("sample_sequence_length", sample_sequence_length)
+    period = check_positive_int("period", period)
+    if length > max_time:
+        raise ValueError(
+            f"sample_sequence_length ({length}) must be <= max_length_time ({max_time})."
+        )
+    if min_length_time is None:
+        min_length_time = length
+    min_time = check_positive_int("min_length_time", min_length_time)
+    if min_time > max_time:
+        raise ValueError(f"min_length_time ({min_time}) must be <= max_length_time ({max_time}).")
+    check_episode_mode(episode_mode, done_key)
+    return rows, max_time, n, length, period, min_time
+
+
 def make_trajectory_buffer(
     add_batch_size: int,
     max_length_time: int,
@@ -342,21 +378,16 @@ def make_trajectory_buffer(
     Returns:
         A frozen `TrajectoryBuffer` of pure functions.
     """
-    rows = check_positive_int("add_batch_size", add_batch_size)
-    max_time = check_positive_int("max_length_time", max_length_time)
-    n = check_positive_int("sample_batch_size", sample_batch_size)
-    length = check_positive_int("sample_sequence_length", sample_sequence_length)
-    period = check_positive_int("period", period)
-    if length > max_time:
-        raise ValueError(
-            f"sample_sequence_length ({length}) must be <= max_length_time ({max_time})."
-        )
-    if min_length_time is None:
-        min_length_time = length
-    min_time = check_positive_int("min_length_time", min_length_time)
-    if min_time > max_time:
-        raise ValueError(f"min_length_time ({min_time}) must be <= max_length_time ({max_time}).")
-    check_episode_mode(episode_mode, done_key)
+    rows, max_time, n, length, period, min_time = check_trajectory_args(
+        add_batch_size,
+        max_length_time,
+        sample_batch_size,
+        sample_sequence_length,
+        period,
+        min_length_time,
+        episode_mode,
+        done_key,
+    )
 
     def init(example: Experience) -> TrajectoryBufferState:
         check_done_field(example, done_key)
