@@ -121,7 +121,10 @@ class BoundedArray(Array):
         self._check_shape_dtype(value)
         if not _is_traced(value):
             arr = np.asarray(value)
-            bad = ~((arr >= self.minimum) & (arr <= self.maximum))  # NaN is out of bounds
+            if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+                idx = tuple(int(i) for i in np.argwhere(np.isnan(arr))[0])
+                raise ValueError(f"{self._label()} is non-finite (NaN) at index {idx}.")
+            bad = (arr < self.minimum) | (arr > self.maximum)
             if np.any(bad):
                 idx = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(

@@ -74,7 +74,7 @@ def test_bounded_validate_messages():
 def test_bounded_rejects_nan():
     spec = specs.BoundedArray((2,), np.float32, -1.0, 1.0, "action")
     spec.validate(np.array([0.5, -1.0], np.float32))
-    with pytest.raises(ValueError, match="out of bounds at index \\(1,\\)"):
+    with pytest.raises(ValueError, match="non-finite \\(NaN\\) at index \\(1,\\)"):
         spec.validate(np.array([0.0, np.nan], np.float32))
 
 
