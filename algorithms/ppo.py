@@ -32,27 +32,23 @@ from jaxmarl_envs.env import Environment
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(training.RunConfig):
     """PPO hyper-parameters and run settings (defaults follow purejaxrl / Mava).
 
     A "step" is one transition of one environment (all agents act once). Every field is
-    overridable from the command line as `--field-name value`.
+    overridable from the command line as `--field-name value`. The run settings (environment,
+    budget, seeds, evaluation, outputs) come from `training.RunConfig`.
     """
 
     algorithm: str = field("ippo", "name recorded in results (ippo, mappo, rec_ippo, ...)")
-    env_id: str = field("rware-tiny-2ag", "registered environment id")
-    env_kwargs: dict = field({}, "keyword overrides for jaxmarl_envs.make, as JSON")
     centralised_critic: bool = field(
         False, "critic sees extras['global_state'] (+ agent id): MAPPO; else own view: IPPO"
     )
     network: str = field("mlp", "feed-forward 'mlp' or recurrent 'gru'", choices=("mlp", "gru"))
     share_params: bool = field(True, "one parameter set for all agents (else one per agent)")
-    add_agent_id: bool = field(True, "append one-hot agent ids to observations")
     hidden_sizes: tuple[int, ...] = field((128, 128), "dense layer sizes, comma separated")
     gru_size: int = field(128, "GRU state size (network=gru; the GRU follows the first layer)")
     activation: str = field("relu", "activation", choices=("relu", "tanh", "gelu", "silu"))
-    total_steps: int = field(1_000_000, "environment steps to train for (per seed)")
-    num_envs: int = field(16, "parallel environments per seed (split over devices)")
     rollout_length: int = field(128, "steps per environment between updates")
     num_epochs: int = field(4, "passes over each rollout")
     num_minibatches: int = field(2, "minibatches per epoch")
@@ -65,22 +61,6 @@ class PPOConfig:
     vf_coef: float = field(0.5, "value loss coefficient")
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
-    seed: int = field(0, "base seed: run i uses PRNGKey(seed + i) and is named seed_<seed+i>")
-    num_seeds: int = field(1, "seeds trained together (vmapped)")
-    num_evaluations: int = field(20, "evaluations (log points) during training")
-    eval_episodes: int = field(32, "episodes per evaluation")
-    eval_greedy: bool = field(
-        False, "evaluate with argmax/mean actions (default: sample, as Mava does)"
-    )
-    absolute_metric_factor: int = field(
-        10, "the absolute metric re-evaluates the best parameters on factor x eval_episodes"
-    )
-    num_devices: int = field(0, "devices to shard environments over (0: all)")
-    checkpoint_keep: int = field(3, "latest checkpoints kept (0 disables checkpointing)")
-    tensorboard: bool = field(False, "also write TensorBoard scalars")
-    gif: bool = field(True, "render a greedy episode to a GIF at the end")
-    out: str = field("results", "output root; the run goes to <out>/<run_name>")
-    run_name: str = field("", "run folder name (default <algorithm>_<env_id>_s<seed>)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,19 +124,8 @@ def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
         num_devices: devices available (default `len(jax.devices())`).
     """
     c = config
-    positive = (
-        "num_envs",
-        "rollout_length",
-        "num_epochs",
-        "num_minibatches",
-        "total_steps",
-        "num_seeds",
-        "num_evaluations",
-        "eval_episodes",
-        "absolute_metric_factor",
-        "gru_size",
-    )
-    for name in positive:
+    devices = training.check_run_config(c, num_devices)
+    for name in ("rollout_length", "num_epochs", "num_minibatches", "gru_size"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
     for name in ("lr", "max_grad_norm"):
@@ -172,16 +141,6 @@ def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
         raise ValueError(f"hidden_sizes must be non-empty positive sizes, got {c.hidden_sizes}")
     if c.network not in ("mlp", "gru"):
         raise ValueError(f"network must be 'mlp' or 'gru', got {c.network!r}")
-    if c.checkpoint_keep < 0:
-        raise ValueError(f"checkpoint_keep must be >= 0, got {c.checkpoint_keep}")
-    available = len(jax.devices()) if num_devices is None else int(num_devices)
-    devices = c.num_devices or available
-    if c.num_devices < 0 or devices > available:
-        raise ValueError(f"num_devices must be in [0, {available}], got {c.num_devices}")
-    if c.num_envs % devices:
-        raise ValueError(
-            f"num_envs ({c.num_envs}) must be divisible by the number of devices ({devices})"
-        )
     steps_per_update = c.num_envs * c.rollout_length
     if c.network == "gru":
         if c.num_envs % c.num_minibatches:

@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmarl_envs import specs
+from jaxmarl_envs.algorithms.config import field
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.wrappers import AgentID, AutoReset, EpisodeMetrics, GlobalState
 
@@ -27,6 +28,77 @@ DATA_AXIS = "data"
 
 #: Keys of `extras` that count as a win flag (first one present is used).
 WIN_KEYS = ("won", "win", "battle_won")
+
+
+# ---------------------------------------------------------------------------------------------
+# Run settings shared by every algorithm family
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Settings every algorithm config has (environment, budget, seeds, evaluation, outputs).
+
+    Algorithm configs subclass this and add their hyper-parameters; `run_experiment`, the
+    CLI and `load_policy` rely only on these fields.
+    """
+
+    algorithm: str = field("ippo", "name recorded in results")
+    env_id: str = field("rware-tiny-2ag", "registered environment id")
+    env_kwargs: dict = field({}, "keyword overrides for jaxmarl_envs.make, as JSON")
+    add_agent_id: bool = field(True, "append one-hot agent ids to observations")
+    total_steps: int = field(1_000_000, "environment steps to train for (per seed)")
+    num_envs: int = field(16, "parallel environments per seed (split over devices)")
+    seed: int = field(0, "base seed: run i uses PRNGKey(seed + i) and is named seed_<seed+i>")
+    num_seeds: int = field(1, "seeds trained together (vmapped)")
+    num_evaluations: int = field(20, "evaluations (log points) during training")
+    eval_episodes: int = field(32, "episodes per evaluation")
+    eval_greedy: bool = field(
+        False, "evaluate with argmax/mean actions (default: sample, as Mava does)"
+    )
+    absolute_metric_factor: int = field(
+        10, "the absolute metric re-evaluates the best parameters on factor x eval_episodes"
+    )
+    num_devices: int = field(0, "devices to shard environments over (0: all)")
+    checkpoint_keep: int = field(3, "latest checkpoints kept (0 disables checkpointing)")
+    tensorboard: bool = field(False, "also write TensorBoard scalars")
+    gif: bool = field(True, "render a greedy episode to a GIF at the end")
+    out: str = field("results", "output root; the run goes to <out>/<run_name>")
+    run_name: str = field("", "run folder name (default <algorithm>_<env_id>_s<seed>)")
+
+
+def check_run_config(config: RunConfig, num_devices: int | None = None) -> int:
+    """Validates the `RunConfig` fields of `config` (ValueError naming the field) and returns
+    the number of devices the environments are split over.
+
+    Args:
+        config: any algorithm config (a `RunConfig` subclass).
+        num_devices: devices available (default `len(jax.devices())`).
+    """
+    c = config
+    for name in (
+        "num_envs",
+        "total_steps",
+        "num_seeds",
+        "num_evaluations",
+        "eval_episodes",
+        "absolute_metric_factor",
+    ):
+        if getattr(c, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
+    if c.checkpoint_keep < 0:
+        raise ValueError(f"checkpoint_keep must be >= 0, got {c.checkpoint_keep}")
+    if not isinstance(c.env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict, got {type(c.env_kwargs).__name__}")
+    available = len(jax.devices()) if num_devices is None else int(num_devices)
+    devices = c.num_devices or available
+    if c.num_devices < 0 or devices > available:
+        raise ValueError(f"num_devices must be in [0, {available}], got {c.num_devices}")
+    if c.num_envs % devices:
+        raise ValueError(
+            f"num_envs ({c.num_envs}) must be divisible by the number of devices ({devices})"
+        )
+    return devices
 
 
 # ---------------------------------------------------------------------------------------------
