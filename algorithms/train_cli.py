@@ -1,4 +1,4 @@
-"""`jaxmarl train` and `jaxmarl evaluate`: train the PPO family, evaluate and render checkpoints."""
+"""`jaxmarl train` and `jaxmarl evaluate`: train any algorithm family, evaluate and render runs."""
 
 from __future__ import annotations
 
@@ -18,65 +18,125 @@ _ALIASES = {
     "total_steps": ["--steps"],
 }
 
+#: Modules of `jaxmarl_envs.algorithms` that define an algorithm family: each has
+#: `ALGORITHMS = {name: (config class, preset overrides)}` and `make_learner(config)`.
+FAMILIES = ("ppo",)
+
 _TRAIN_EPILOG = """\
-algorithms: ippo, mappo (feed-forward), rec_ippo, rec_mappo (GRU); `--recurrent` (or
-`--network gru`) turns ippo/mappo into their recurrent versions. Every config field is an
-option; `--set key=value` also works. Examples:
+Every config field is an option; `--set key=value` also works. Examples:
 
   jaxmarl train ippo --env rware-tiny-4ag --total-steps 2e6 --num-envs 64 --seeds 3
   jaxmarl train mappo --env lbf-8x8-2p-2f-coop --recurrent --hidden-sizes 64,64
+  jaxmarl train qmix --env lbf-8x8-2p-2f-coop --total-steps 1e6
+  jaxmarl train isac --env lbf-8x8-2p-2f-coop
   jaxmarl train ippo --config results/run/config.json --resume
+
+`jaxmarl train <algorithm> --help` lists that algorithm's options and defaults.
 """
+
+_DESCRIPTIONS = {
+    "ippo": "independent PPO (feed-forward; --recurrent for GRU)",
+    "mappo": "multi-agent PPO with a centralised critic (--recurrent for GRU)",
+    "rec_ippo": "independent PPO with GRU networks",
+    "rec_mappo": "multi-agent PPO with GRU networks",
+    "iql": "recurrent independent Q-learning (double DQN)",
+    "vdn": "recurrent Q-learning with a sum (VDN) mixer",
+    "qmix": "recurrent Q-learning with a monotonic QMIX mixer",
+    "isac": "independent soft actor-critic (continuous or discrete actions)",
+    "masac": "soft actor-critic with a centralised joint-action critic",
+}
+
+
+def family_module(name: str):
+    """The `jaxmarl_envs.algorithms.<name>` module of an algorithm family."""
+    import importlib
+
+    return importlib.import_module(f"jaxmarl_envs.algorithms.{name}")
+
+
+def algorithm_table() -> dict[str, tuple[Any, type, dict]]:
+    """`{algorithm: (family module, config class, preset overrides)}` over every family."""
+    table: dict[str, tuple[Any, type, dict]] = {}
+    for family in FAMILIES:
+        module = family_module(family)
+        for name, (cls, preset) in module.ALGORITHMS.items():
+            table[name] = (module, cls, dict(preset))
+    return table
+
+
+def config_classes() -> dict[str, tuple[Any, type]]:
+    """`{config class name: (family module, class)}`, base classes included (for loading a
+    saved `config.json`, which records its class name)."""
+    from jaxmarl_envs.algorithms.training import RunConfig
+
+    out: dict[str, tuple[Any, type]] = {}
+    for module, cls, _ in algorithm_table().values():
+        for klass in cls.__mro__:
+            if isinstance(klass, type) and issubclass(klass, RunConfig) and klass is not RunConfig:
+                out.setdefault(klass.__name__, (module, klass))
+    return out
 
 
 def add_subparser(subparsers: Any) -> None:
-    """Registers `train` and `evaluate` on the `jaxmarl` command's subparsers."""
+    """Registers `train` (one sub-command per algorithm) and `evaluate` on the `jaxmarl`
+    command's subparsers."""
     from jaxmarl_envs.algorithms.config import add_config_arguments
-    from jaxmarl_envs.algorithms.ppo import ALGORITHMS, PPOConfig
 
+    table = algorithm_table()
     p = subparsers.add_parser(
         "train",
-        help="train a PPO-family algorithm (ippo, mappo, rec_ippo, rec_mappo)",
+        help="train an algorithm: " + ", ".join(table),
+        description="Train a multi-agent algorithm; results, checkpoints, plots and a GIF "
+        "go to <out>/<run_name>.",
         epilog=_TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("algorithm", choices=sorted(ALGORITHMS), help="algorithm")
-    p.add_argument(
-        "--config",
-        dest="config_file",
-        default=None,
-        help="start from a saved config.json (command-line options still override)",
-    )
-    p.add_argument("--recurrent", action="store_true", help="shorthand for --network gru")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the latest checkpoint in the run folder",
-    )
-    p.add_argument(
-        "--set",
-        dest="set_pairs",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any config field (repeatable)",
-    )
-    p.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        help="stop after this many evaluation intervals (resume later)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument(
-        "--no-plots",
-        dest="plots",
-        action="store_false",
-        help="skip the learning-curve plots and tables written to <run>/plots",
-    )
-    group = p.add_argument_group("config fields")
-    add_config_arguments(group, PPOConfig, aliases=_ALIASES, skip=("algorithm",))
-    p.set_defaults(func=_cmd_train)
+    algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
+    for name, (_, cls, _) in table.items():
+        a = algos.add_parser(
+            name,
+            help=_DESCRIPTIONS.get(name, name),
+            description=f"{name}: {_DESCRIPTIONS.get(name, name)}",
+            epilog=_TRAIN_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        a.add_argument(
+            "--config",
+            dest="config_file",
+            default=None,
+            help="start from a saved config.json (command-line options still override)",
+        )
+        if name in ("ippo", "mappo"):
+            a.add_argument("--recurrent", action="store_true", help="shorthand for --network gru")
+        a.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from the latest checkpoint in the run folder",
+        )
+        a.add_argument(
+            "--set",
+            dest="set_pairs",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override any config field (repeatable)",
+        )
+        a.add_argument(
+            "--stop-after",
+            type=int,
+            default=None,
+            help="stop after this many evaluation intervals (resume later)",
+        )
+        a.add_argument("--quiet", action="store_true", help="no progress lines")
+        a.add_argument(
+            "--no-plots",
+            dest="plots",
+            action="store_false",
+            help="skip the learning-curve plots and tables written to <run>/plots",
+        )
+        group = a.add_argument_group("config fields")
+        add_config_arguments(group, cls, aliases=_ALIASES, skip=("algorithm",))
+        a.set_defaults(func=_cmd_train)
 
     e = subparsers.add_parser("evaluate", help="evaluate (and render) a saved policy")
     e.add_argument(
@@ -106,7 +166,6 @@ def add_subparser(subparsers: Any) -> None:
 
 def build_config(args: argparse.Namespace):
     """The config from a namespace of `jaxmarl train` options (ValueError on bad values)."""
-    from jaxmarl_envs.algorithms import ppo
     from jaxmarl_envs.algorithms.config import (
         from_dict,
         load_config_dict,
@@ -115,14 +174,14 @@ def build_config(args: argparse.Namespace):
         to_dict,
     )
 
-    cls, preset = ppo.ALGORITHMS[args.algorithm]
+    _, cls, preset = algorithm_table()[args.algorithm]
     base: dict[str, Any] = {}
     if args.config_file:
         base = dict(load_config_dict(args.config_file)["config"])
     overrides = dict(preset)
-    overrides.update(overrides_from_args(ppo.PPOConfig, args))
-    overrides.update(parse_overrides(ppo.PPOConfig, args.set_pairs))
-    if args.recurrent:
+    overrides.update(overrides_from_args(cls, args))
+    overrides.update(parse_overrides(cls, args.set_pairs))
+    if getattr(args, "recurrent", False):
         overrides["network"] = "gru"
         if overrides.get("algorithm", cls().algorithm) in ("ippo", "mappo"):
             overrides["algorithm"] = "rec_" + overrides.get("algorithm", cls().algorithm)
@@ -131,12 +190,13 @@ def build_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from jaxmarl_envs.algorithms import ppo, training
+    from jaxmarl_envs.algorithms import training
 
     try:
         config = build_config(args)
         training.maybe_initialize_distributed()
-        learner = ppo.make_learner(config)
+        module = algorithm_table()[args.algorithm][0]
+        learner = module.make_learner(config)
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
@@ -190,7 +250,7 @@ def load_policy(checkpoint: str, which: str = "best", run_index: int = 0):
     """
     import jax
 
-    from jaxmarl_envs.algorithms import checkpointing, ppo
+    from jaxmarl_envs.algorithms import checkpointing
     from jaxmarl_envs.algorithms.config import from_dict, load_config_dict
 
     path = Path(checkpoint).absolute()
@@ -198,12 +258,16 @@ def load_policy(checkpoint: str, which: str = "best", run_index: int = 0):
         raise ValueError(f"{checkpoint}: no such file or folder")
     run = _find_run_dir(path)
     payload = load_config_dict(run / "config.json")
-    cls = {"IPPOConfig": ppo.IPPOConfig, "MAPPOConfig": ppo.MAPPOConfig}.get(
-        payload.get("config_class"), ppo.PPOConfig
-    )
+    classes = config_classes()
+    name = payload.get("config_class", "PPOConfig")  # runs saved before classes were recorded
+    if name not in classes:
+        raise ValueError(
+            f"{run / 'config.json'}: unknown config class {name!r}; known: {sorted(classes)}"
+        )
+    module, cls = classes[name]
     config = from_dict(cls, payload["config"])
     config = config.__class__(**{**config.__dict__, "num_devices": 1})
-    learner = ppo.make_learner(config)
+    learner = module.make_learner(config)
     if not 0 <= run_index < config.num_seeds:
         raise ValueError(f"--run-index must be in [0, {config.num_seeds}), got {run_index}")
     keys = jax.numpy.zeros((config.num_seeds, 2), jax.numpy.uint32)
