@@ -47,6 +47,13 @@ def representative_ids() -> list[str]:
     return ids
 
 
+def is_deterministic(env_id: str) -> bool:
+    """Whether the environment declares that its episodes do not depend on the key
+    (`deterministic = True`, e.g. repeated matrix games): seeding tests then assert that
+    different seeds give identical episodes instead of different ones."""
+    return bool(getattr(jaxmarl_envs.make(env_id), "deterministic", False))
+
+
 REPRESENTATIVE_IDS = representative_ids()
 REAL_IDS = [i for i in REPRESENTATIVE_IDS if i != TOY_ID]
 

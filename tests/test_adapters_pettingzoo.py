@@ -12,7 +12,7 @@ import pytest
 from pettingzoo import AECEnv
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
 from pettingzoo.utils.conversions import parallel_to_aec_wrapper
-from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID
+from test_adapters_common import REPRESENTATIVE_IDS, TOY_ID, is_deterministic
 from toy_env import ToyEnv
 
 from jaxmarl_envs.adapters.pettingzoo import JaxMarlParallelEnv, aec_env, parallel_env
@@ -206,8 +206,10 @@ def test_multi_episode_determinism(env_id):
     # The later episodes are reproducible too (not just the seeded first one).
     assert _same(a[len(a) // 2 :], _trajectory(env, 4)[len(a) // 2 :])
     others = [_trajectory(env, s) for s in (5, 6, 7)]
-    assert not all(_same(a, o) for o in others)
-    assert sum(not _same(a, o) for o in others) >= 2
+    if is_deterministic(env_id):  # the key plays no part: every seed gives the same episodes
+        assert all(_same(a, o) for o in others)
+    else:
+        assert sum(not _same(a, o) for o in others) >= 2
 
 
 class _PaddedToy(ToyEnv):
