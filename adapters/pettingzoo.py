@@ -8,7 +8,9 @@ classic environments; `Discrete.sample(mask)` takes the mask directly). With
 
 Heterogeneous agents: if the environment defines `agent_observation_sizes` (one int per
 agent) its `agents_view` `(num_agents, max_dim)` is taken as padded and agent `i` sees
-`view[i, :sizes[i]]`; otherwise every agent sees its full row `view[i]`.
+`view[i, :sizes[i]]`; otherwise every agent sees its full row `view[i]`. Likewise, a
+continuous-action environment defining `agent_action_sizes` takes `(num_agents, max_dim)`
+actions padded at the end: agent `i` acts with a `Box` of its first `sizes[i]` entries.
 
 Seeding: `reset(seed=s)` seeds a numpy generator `gymnasium.utils.seeding.np_random(s)`;
 every reset (seeded or not) calls `env.reset(key_from_rng(generator))`.
@@ -122,6 +124,19 @@ class JaxMarlParallelEnv(ParallelEnv):
         self._has_mask = self._discrete and "action_mask" in obs_spec.fields
         self._action_spec = action_spec
         self._num_values = [int(v) for v in action_spec.num_values] if self._discrete else None
+        act_sizes = None if self._discrete else getattr(env, "agent_action_sizes", None)
+        if act_sizes is not None:
+            act_sizes = [int(s) for s in act_sizes]
+            if (
+                len(act_sizes) != n
+                or len(action_spec.shape) != 2
+                or not all(0 < s <= action_spec.shape[1] for s in act_sizes)
+            ):
+                raise ValueError(
+                    f"{env!r}: agent_action_sizes {act_sizes} must give one size in "
+                    f"[1, {action_spec.shape[-1]}] per agent for (num_agents, dim) actions."
+                )
+        self._act_sizes = act_sizes
         self._obs_spaces: dict[str, gymnasium.spaces.Space] = {}
         self._act_spaces: dict[str, gymnasium.spaces.Space] = {}
         for a, i in self._index.items():
@@ -129,7 +144,7 @@ class JaxMarlParallelEnv(ParallelEnv):
             if self._discrete:
                 act = gymnasium.spaces.Discrete(self._num_values[i])
             else:
-                act = _row_box(action_spec, i)
+                act = _row_box(action_spec, i, None if act_sizes is None else act_sizes[i])
             if self._has_mask and self._mask_in_obs:
                 mask_space = gymnasium.spaces.Box(0, 1, (self._num_values[i],), np.int8)
                 box = gymnasium.spaces.Dict({"observation": box, "action_mask": mask_space})
@@ -226,24 +241,29 @@ class JaxMarlParallelEnv(ParallelEnv):
         joint = spec.generate_value()
         for a in self.agents:
             act = np.asarray(actions[a])
-            if act.shape != spec.shape[1:]:
-                raise ValueError(
-                    f"action of {a!r} has shape {act.shape}, expected {spec.shape[1:]}."
-                )
+            i = self._index[a]
+            size = None if self._act_sizes is None else self._act_sizes[i]
+            expected = spec.shape[1:] if size is None else (size,)
+            if act.shape != expected:
+                raise ValueError(f"action of {a!r} has shape {act.shape}, expected {expected}.")
             if np.issubdtype(spec.dtype, np.integer) and not np.issubdtype(act.dtype, np.integer):
                 raise ValueError(f"action of {a!r} has dtype {act.dtype}, expected integers.")
             if not np.can_cast(act.dtype, spec.dtype, casting="same_kind"):
                 raise ValueError(f"action of {a!r} has dtype {act.dtype}, expected {spec.dtype}.")
-            i = self._index[a]
             check_finite(act, f"action of {a!r}")
             # Bounds are checked before the cast into the joint array, which would wrap.
             if isinstance(spec, specs.BoundedArray):
                 low, high = spec.minimum[i], spec.maximum[i]
+                if size is not None:
+                    low, high = low[:size], high[:size]
                 if np.any(act < low) or np.any(act > high):
                     raise ValueError(
                         f"action of {a!r} is out of bounds: {act} not in [{low}, {high}]."
                     )
-            joint[i] = act
+            if size is None:
+                joint[i] = act
+            else:
+                joint[i, :size] = act
         return validate_action(self._env, joint)
 
     def step(self, actions: dict[str, Any]):

@@ -24,6 +24,7 @@ from jaxmarl_envs.wrappers import (
 from jaxmarl_envs import lbf as _lbf  # noqa: E402,F401  isort: skip
 from jaxmarl_envs import matrix as _matrix  # noqa: E402,F401  isort: skip
 from jaxmarl_envs import rware as _rware  # noqa: E402,F401  isort: skip
+from jaxmarl_envs import mpe as _mpe  # noqa: E402,F401  isort: skip
 
 __version__ = "0.1.0"
 

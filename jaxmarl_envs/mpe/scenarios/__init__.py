@@ -1,0 +1,1 @@
+"""MPE scenarios: one module per scenario, each registering a `Scenario` subclass."""
