@@ -20,7 +20,7 @@ _ALIASES = {
 
 #: Modules of `jaxmarl_envs.algorithms` that define an algorithm family: each has
 #: `ALGORITHMS = {name: (config class, preset overrides)}` and `make_learner(config)`.
-FAMILIES = ("ppo",)
+FAMILIES = ("ppo", "q_learning", "sac")
 
 _TRAIN_EPILOG = """\
 Every config field is an option; `--set key=value` also works. Examples:
