@@ -1,0 +1,136 @@
+"""Q-learning through the shared runner: results, bitwise resume, seeds, several devices."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+from toy_env import ToyEnv
+
+from jaxmarl_envs.algorithms import q_learning as ql
+from jaxmarl_envs.algorithms import training
+from jaxmarl_envs.algorithms.evaluation.results import load_results
+
+TINY = dict(
+    env_id="toy-5",
+    total_steps=4 * 3 * 8 * 4,
+    num_envs=8,
+    rollout_length=4,
+    num_evaluations=4,
+    hidden_sizes=(16,),
+    gru_size=16,
+    sequence_length=4,
+    batch_size=8,
+    buffer_size=8 * 32,
+    learning_starts=32,
+    lr=3e-3,
+    gamma=0.5,
+    eps_decay_steps=300,
+    mixer_embed_dim=8,
+    mixer_hypernet_hidden=16,
+    eval_episodes=8,
+    num_seeds=2,
+    gif=False,
+    checkpoint_keep=2,
+)
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+@pytest.mark.parametrize("name", [pytest.param("qmix", marks=pytest.mark.slow), "iql"])
+def test_resume_equals_uninterrupted(name, tmp_path):
+    """QMIX (mixer parameters, global state) and IQL (no mixer parameters) both resume from
+    an orbax checkpoint to a state bitwise equal to an uninterrupted run's."""
+    learner = ql.make_learner(ql.make_config(name, **TINY), env=ToyEnv(time_limit=5))
+    full_dir = str(tmp_path / "full")
+    full = training.run_experiment(learner, full_dir, verbose=False)
+    assert full["finished"]
+    state = full["state"]
+    assert state.update_step.shape == (2,) and np.all(np.asarray(state.grad_steps) > 0)
+    data = load_results(os.path.join(full_dir, "metrics.json"))
+    runs = data["toy"]["toy-5"][name]
+    assert sorted(runs) == ["seed_0", "seed_1"]
+    assert runs["seed_0"]["step_3"]["step_count"] == TINY["total_steps"]
+    assert len(runs["seed_1"]["absolute_metrics"]["episode_return"]) == 80
+    assert sorted(os.listdir(os.path.join(full_dir, "checkpoints"))) == ["3", "4"]
+    # The two seeds differ (independent keys), so the runner did not share a constant key.
+    assert any(not np.array_equal(x[0], x[1]) for x in _leaves(state.params))
+
+    out = str(tmp_path / "resumed")
+    first = training.run_experiment(learner, out, stop_after=2, verbose=False)
+    assert not first["finished"]
+    second = training.run_experiment(learner, out, resume=True, verbose=False)
+    assert second["finished"]
+    for a, b in zip(_leaves(state), _leaves(second["state"]), strict=True):
+        assert np.array_equal(a, b)
+    resumed = load_results(os.path.join(out, "metrics.json"))["toy"]["toy-5"][name]
+    for seed in ("seed_0", "seed_1"):
+        for step in ("step_0", "step_3"):
+            assert runs[seed][step]["episode_return"] == resumed[seed][step]["episode_return"]
+        assert runs[seed]["absolute_metrics"] == resumed[seed]["absolute_metrics"]
+
+
+def test_seed_in_batch_starts_like_seed_alone():
+    """Run seed_1 of a 2-seed batch starts from exactly the state PRNGKey(1) gives alone."""
+    learner = ql.make_learner(ql.make_config("qmix", **TINY), env=ToyEnv(time_limit=5))
+    keys = training.seed_keys(0, 2)
+    assert np.array_equal(keys[1], jax.random.PRNGKey(1))
+    alone = jax.jit(learner.init)(keys[1])
+    both = jax.jit(jax.vmap(learner.init))(keys)
+    for a, b in zip(_leaves(alone), _leaves(both), strict=True):
+        assert np.array_equal(a, b[1])
+    assert any(not np.array_equal(x[0], x[1]) for x in _leaves(both.params))
+
+
+_MULTI_DEVICE = textwrap.dedent(
+    """
+    import sys, numpy as np, jax
+    sys.path.insert(0, {tests!r})
+    from toy_env import ToyEnv
+    from jaxmarl_envs.algorithms import q_learning as ql, training
+    assert len(jax.devices()) == 4, jax.devices()
+    leaves = {{}}
+    for n in (4, 1):
+        cfg = ql.make_config("qmix", **{{**{tiny!r}, "num_devices": n, "checkpoint_keep": 0,
+                                        "num_evaluations": 2, "total_steps": 2 * 3 * 8 * 4}})
+        learner = ql.make_learner(cfg, env=ToyEnv(time_limit=5))
+        out = training.run_experiment(learner, {out!r} + str(n), verbose=False)
+        state = out["state"]
+        if n == 4:
+            for leaf in (state.runner.env_state.key, state.buffer.experience["obs"]):
+                assert len(leaf.sharding.device_set) == 4, leaf.sharding
+                assert leaf.addressable_shards[0].data.shape[1] == 2
+        leaves[n] = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+    assert int(np.min(np.asarray(state.grad_steps))) > 0
+    diffs = [float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+             for a, b in zip(leaves[4], leaves[1]) if a.size]
+    print("MAXDIFF", max(diffs))
+    assert max(diffs) < 1e-4, max(diffs)
+    """
+)
+
+
+@pytest.mark.slow
+def test_multi_device_equals_single_device(tmp_path):
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    cache = jax.config.jax_compilation_cache_dir  # reuse the suite's persistent cache
+    if cache:
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5"
+        )
+    script = _MULTI_DEVICE.format(tests=tests, tiny=TINY, out=str(tmp_path / "run"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "MAXDIFF" in proc.stdout
