@@ -506,26 +506,13 @@ class PPOLearner:
     def learn(self, state: TrainState) -> tuple[TrainState, dict]:
         """`updates_per_eval` updates, then an evaluation and best-parameter tracking."""
         state, metrics = jax.lax.scan(self.update, state, None, self.derived.updates_per_eval)
-        episodes = metrics["episodes"].sum()
-        train = {
-            k: v.mean() for k, v in metrics.items() if k not in ("episodes", "episode_return_sum")
-        }
-        train["train_episode_return"] = jnp.where(
-            episodes > 0, metrics["episode_return_sum"].sum() / jnp.maximum(episodes, 1), jnp.nan
-        )
-        train["train_episodes"] = episodes
+        train = training.summarize_updates(metrics)
         key, eval_key = jax.random.split(state.key)
         evaluation = self.make_evaluate(self.config.eval_episodes)(state.params.actor, eval_key)
-        mean_return = evaluation.episode_return.mean()
-        better = mean_return > state.best_return
-        best_actor = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(better, new, old), state.params.actor, state.best_actor
+        best_actor, best_return = training.track_best(
+            evaluation, state.params.actor, state.best_actor, state.best_return
         )
-        state = state.replace(
-            key=key,
-            best_actor=best_actor,
-            best_return=jnp.maximum(mean_return, state.best_return),
-        )
+        state = state.replace(key=key, best_actor=best_actor, best_return=best_return)
         return state, {"train": train, "eval": evaluation}
 
 

@@ -309,6 +309,43 @@ def rollout_episode(
 
 
 # ---------------------------------------------------------------------------------------------
+# One evaluation interval (shared by every learner's `learn`)
+# ---------------------------------------------------------------------------------------------
+
+
+def summarize_updates(metrics: dict[str, chex.Array]) -> dict[str, chex.Array]:
+    """Train metrics of an interval from per-update metrics stacked by `lax.scan`.
+
+    Each statistic becomes its NaN-ignoring mean (off-policy learners report NaN for updates
+    before learning starts). The per-update `episodes` and `episode_return_sum` become
+    `train_episodes` and `train_episode_return`, the mean team return of the episodes that
+    ended in the interval (NaN if none did).
+    """
+    episodes = metrics["episodes"].sum()
+    train = {
+        k: jnp.nanmean(v) for k, v in metrics.items() if k not in ("episodes", "episode_return_sum")
+    }
+    train["train_episode_return"] = jnp.where(
+        episodes > 0, metrics["episode_return_sum"].sum() / jnp.maximum(episodes, 1), jnp.nan
+    )
+    train["train_episodes"] = episodes
+    return train
+
+
+def track_best(
+    evaluation: EvalOutput, params: Any, best_params: Any, best_return: chex.Array
+) -> tuple[Any, chex.Array]:
+    """`(best_params, best_return)` after an evaluation of `params`: replaced where its mean
+    return beats `best_return` (jittable; no host sync)."""
+    mean_return = evaluation.episode_return.mean()
+    better = mean_return > best_return
+    best_params = jax.tree_util.tree_map(
+        lambda new, old: jnp.where(better, new, old), params, best_params
+    )
+    return best_params, jnp.maximum(mean_return, best_return)
+
+
+# ---------------------------------------------------------------------------------------------
 # Devices
 # ---------------------------------------------------------------------------------------------
 
