@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import jax
 import numpy as np
 import pytest
 from toy_env import ToyEnv
+from training_checks import assert_resumed_results_equal, leaves, run_on_four_cpu_devices
 
 from jaxmarl_envs.algorithms import q_learning as ql
 from jaxmarl_envs.algorithms import training
@@ -40,10 +39,6 @@ TINY = dict(
 )
 
 
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
 @pytest.mark.parametrize("name", [pytest.param("qmix", marks=pytest.mark.slow), "iql"])
 def test_resume_equals_uninterrupted(name, tmp_path):
     """QMIX (mixer parameters, global state) and IQL (no mixer parameters) both resume from
@@ -61,20 +56,16 @@ def test_resume_equals_uninterrupted(name, tmp_path):
     assert len(runs["seed_1"]["absolute_metrics"]["episode_return"]) == 80
     assert sorted(os.listdir(os.path.join(full_dir, "checkpoints"))) == ["3", "4"]
     # The two seeds differ (independent keys), so the runner did not share a constant key.
-    assert any(not np.array_equal(x[0], x[1]) for x in _leaves(state.params))
+    assert any(not np.array_equal(x[0], x[1]) for x in leaves(state.params))
 
     out = str(tmp_path / "resumed")
     first = training.run_experiment(learner, out, stop_after=2, verbose=False)
     assert not first["finished"]
     second = training.run_experiment(learner, out, resume=True, verbose=False)
     assert second["finished"]
-    for a, b in zip(_leaves(state), _leaves(second["state"]), strict=True):
+    for a, b in zip(leaves(state), leaves(second["state"]), strict=True):
         assert np.array_equal(a, b)
-    resumed = load_results(os.path.join(out, "metrics.json"))["toy"]["toy-5"][name]
-    for seed in ("seed_0", "seed_1"):
-        for step in ("step_0", "step_3"):
-            assert runs[seed][step]["episode_return"] == resumed[seed][step]["episode_return"]
-        assert runs[seed]["absolute_metrics"] == resumed[seed]["absolute_metrics"]
+    assert_resumed_results_equal(full_dir, out, name)
 
 
 def test_seed_in_batch_starts_like_seed_alone():
@@ -84,9 +75,9 @@ def test_seed_in_batch_starts_like_seed_alone():
     assert np.array_equal(keys[1], jax.random.PRNGKey(1))
     alone = jax.jit(learner.init)(keys[1])
     both = jax.jit(jax.vmap(learner.init))(keys)
-    for a, b in zip(_leaves(alone), _leaves(both), strict=True):
+    for a, b in zip(leaves(alone), leaves(both), strict=True):
         assert np.array_equal(a, b[1])
-    assert any(not np.array_equal(x[0], x[1]) for x in _leaves(both.params))
+    assert any(not np.array_equal(x[0], x[1]) for x in leaves(both.params))
 
 
 _MULTI_DEVICE = textwrap.dedent(
@@ -119,18 +110,4 @@ _MULTI_DEVICE = textwrap.dedent(
 
 @pytest.mark.slow
 def test_multi_device_equals_single_device(tmp_path):
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
-    )
-    cache = jax.config.jax_compilation_cache_dir  # reuse the suite's persistent cache
-    if cache:
-        env.update(
-            JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5"
-        )
-    script = _MULTI_DEVICE.format(tests=tests, tiny=TINY, out=str(tmp_path / "run"))
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert "MAXDIFF" in proc.stdout
+    run_on_four_cpu_devices(_MULTI_DEVICE, tiny=TINY, out=str(tmp_path / "run"))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 from continuous_toy_env import ContinuousToyEnv
 from toy_env import ToyEnv
+from training_checks import assert_resumed_results_equal, leaves, run_on_four_cpu_devices
 
 from jaxmarl_envs.algorithms import sac, training
 from jaxmarl_envs.algorithms.evaluation.results import load_results
@@ -36,10 +35,6 @@ TINY = dict(
     gif=False,
     checkpoint_keep=2,
 )
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +74,9 @@ def test_resume_equals_uninterrupted(learner, full_run, tmp_path):
     assert not first["finished"]
     second = training.run_experiment(learner, out, resume=True, verbose=False)
     assert second["finished"]
-    for a, b in zip(_leaves(summary["state"]), _leaves(second["state"]), strict=True):
+    for a, b in zip(leaves(summary["state"]), leaves(second["state"]), strict=True):
         assert np.array_equal(a, b)
-    full = load_results(os.path.join(full_run[0], "metrics.json"))["toy"]["toy-5"]["isac"]
-    resumed = load_results(os.path.join(out, "metrics.json"))["toy"]["toy-5"]["isac"]
-    for seed in ("seed_0", "seed_1"):
-        for step in ("step_0", "step_3"):
-            assert full[seed][step]["episode_return"] == resumed[seed][step]["episode_return"]
-        assert full[seed]["absolute_metrics"] == resumed[seed]["absolute_metrics"]
+    assert_resumed_results_equal(full_run[0], out, "isac")
 
 
 def test_seed_keys_do_not_depend_on_batch(learner, full_run):
@@ -94,10 +84,10 @@ def test_seed_keys_do_not_depend_on_batch(learner, full_run):
     keys = training.seed_keys(0, 2)
     both = jax.jit(jax.vmap(learner.init))(keys)
     alone = jax.jit(learner.init)(jax.random.PRNGKey(1))
-    for a, b in zip(_leaves(alone), _leaves(both), strict=True):
+    for a, b in zip(leaves(alone), leaves(both), strict=True):
         assert np.array_equal(a, b[1])
     params = full_run[1]["state"].params
-    assert any(not np.allclose(x[0], x[1]) for x in _leaves(params))
+    assert any(not np.allclose(x[0], x[1]) for x in leaves(params))
 
 
 @pytest.mark.slow
@@ -105,7 +95,7 @@ def test_same_config_reproduces_run_bitwise(learner, full_run, tmp_path):
     """A second run of the same config through the runner reproduces the first bitwise
     (the fast in-process version is tests/test_sac.py::test_same_seed_identical...)."""
     again = training.run_experiment(learner, str(tmp_path / "again"), verbose=False)
-    for a, b in zip(_leaves(full_run[1]["state"]), _leaves(again["state"]), strict=True):
+    for a, b in zip(leaves(full_run[1]["state"]), leaves(again["state"]), strict=True):
         assert np.array_equal(a, b)
 
 
@@ -142,23 +132,7 @@ _MULTI_DEVICE = textwrap.dedent(
 
 
 def _multi_device(tmp_path, name: str, discrete: bool) -> None:
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
-    )
-    cache = jax.config.jax_compilation_cache_dir  # reuse the suite's persistent cache
-    if cache:
-        env.update(
-            JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5"
-        )
-    script = _MULTI_DEVICE.format(
-        tests=tests, out=str(tmp_path / "run"), name=name, discrete=discrete
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert "MAXDIFF" in proc.stdout
+    run_on_four_cpu_devices(_MULTI_DEVICE, out=str(tmp_path / "run"), name=name, discrete=discrete)
 
 
 def test_multi_device_equals_single_device_masac_discrete(tmp_path):
@@ -179,5 +153,5 @@ def test_masac_continuous_resume_equals_uninterrupted(tmp_path):
     training.run_experiment(learner, out, stop_after=1, verbose=False)
     resumed = training.run_experiment(learner, out, resume=True, verbose=False)
     assert resumed["finished"]
-    for a, b in zip(_leaves(full["state"]), _leaves(resumed["state"]), strict=True):
+    for a, b in zip(leaves(full["state"]), leaves(resumed["state"]), strict=True):
         assert np.array_equal(a, b)

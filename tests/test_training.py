@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 from toy_env import ToyEnv
+from training_checks import assert_resumed_results_equal, leaves, run_on_four_cpu_devices
 
 from jaxmarl_envs.algorithms import ppo, training
 from jaxmarl_envs.algorithms.evaluation.results import load_results
@@ -29,10 +30,6 @@ TINY = dict(
     gif=False,
     checkpoint_keep=2,
 )
-
-
-def _leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +69,7 @@ def test_seed_keys_do_not_depend_on_batch(learner, full_run):
     assert all(
         np.array_equal(a, b[1])
         for a, b in zip(
-            _leaves(init.runner), _leaves(jax.jit(jax.vmap(learner.init))(keys).runner), strict=True
+            leaves(init.runner), leaves(jax.jit(jax.vmap(learner.init))(keys).runner), strict=True
         )
     )
     assert state.update_step.shape == (2,)
@@ -87,16 +84,9 @@ def test_resume_equals_uninterrupted(learner, full_run, tmp_path):
     assert len(partial["toy"]["toy-5"]["ippo"]["seed_0"]) == 2 + 1  # 2 steps + absolute
     second = training.run_experiment(learner, out, resume=True, verbose=False)
     assert second["finished"]
-    for a, b in zip(_leaves(summary["state"]), _leaves(second["state"]), strict=True):
+    for a, b in zip(leaves(summary["state"]), leaves(second["state"]), strict=True):
         assert np.array_equal(a, b)
-    full = load_results(os.path.join(full_run[0], "metrics.json"))
-    resumed = load_results(os.path.join(out, "metrics.json"))
-    for seed in ("seed_0", "seed_1"):
-        a, b = full["toy"]["toy-5"]["ippo"][seed], resumed["toy"]["toy-5"]["ippo"][seed]
-        for step in ("step_0", "step_3"):
-            assert a[step]["episode_return"] == b[step]["episode_return"]
-            assert a[step]["step_count"] == b[step]["step_count"]
-        assert a["absolute_metrics"] == b["absolute_metrics"]
+    assert_resumed_results_equal(full_run[0], out, "ippo")
 
 
 _MULTI_DEVICE = textwrap.dedent(
@@ -128,21 +118,7 @@ _MULTI_DEVICE = textwrap.dedent(
 
 
 def test_multi_device_equals_single_device(tmp_path):
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
-    )
-    cache = jax.config.jax_compilation_cache_dir  # reuse the suite's persistent cache
-    if cache:
-        env.update(
-            JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5"
-        )
-    script = _MULTI_DEVICE.format(tests=tests, out=str(tmp_path / "run"))
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert "MAXDIFF" in proc.stdout
+    run_on_four_cpu_devices(_MULTI_DEVICE, out=str(tmp_path / "run"))
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):
@@ -258,8 +234,6 @@ def test_cli_parses_overrides():
 def test_multi_seed_training_does_not_deadlock(tmp_path):
     """Regression: this configuration hung forever inside XLA's CPU runtime (all threads
     idle) until `jaxmarl_envs._xla_flags` disabled the concurrency-optimised scheduler."""
-    import subprocess
-    import sys
 
     argv = [
         sys.executable,
