@@ -8,10 +8,9 @@ Run: `pytest benchmarks/test_offpolicy_training_speed.py --benchmark-only -s`
 
 from __future__ import annotations
 
-import time
-
 import jax
 import pytest
+from common import compile_and_time
 
 from jaxmarl_envs.algorithms import q_learning, sac
 
@@ -36,11 +35,12 @@ def test_offpolicy_update_throughput(benchmark, algorithm, env_id):
     # Fill the buffer past `learning_starts` so every timed update trains.
     warm = -(-config.learning_starts // d.steps_per_update) + 1
     state = jax.block_until_ready(jax.jit(updates, static_argnums=1)(state, warm))
-    run = jax.jit(lambda s: updates(s, UPDATES_PER_ROUND))
-    start = time.perf_counter()
-    compiled = run.lower(state).compile()
-    compile_s = time.perf_counter() - start
-    holder = {"state": jax.block_until_ready(compiled(state))}
+
+    def run(s):
+        return updates(s, UPDATES_PER_ROUND)
+
+    compiled, state, compile_s = compile_and_time(run, state)
+    holder = {"state": state}
 
     def once():
         holder["state"] = jax.block_until_ready(compiled(holder["state"]))

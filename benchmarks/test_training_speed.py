@@ -7,10 +7,9 @@ Run: `pytest benchmarks/test_training_speed.py --benchmark-only -s`
 
 from __future__ import annotations
 
-import time
-
 import jax
 import pytest
+from common import compile_and_time
 
 from jaxmarl_envs.algorithms import ppo
 
@@ -29,11 +28,12 @@ def test_ppo_update_throughput(benchmark, algorithm, num_envs):
     )
     learner = ppo.make_learner(config, num_devices=1)
     state = jax.jit(learner.init)(jax.random.PRNGKey(0))
-    update = jax.jit(lambda s: learner.update(s)[0])
-    start = time.perf_counter()
-    compiled = update.lower(state).compile()
-    compile_s = time.perf_counter() - start
-    holder = {"state": jax.block_until_ready(compiled(state))}
+
+    def update(s):
+        return learner.update(s)[0]
+
+    compiled, state, compile_s = compile_and_time(update, state)
+    holder = {"state": state}
 
     def once():
         holder["state"] = jax.block_until_ready(compiled(holder["state"]))
