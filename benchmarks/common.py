@@ -1,12 +1,25 @@
-"""Shared benchmark machinery: a jitted, vmapped random-action rollout and its timing."""
+"""Shared benchmark machinery: a jitted, vmapped random-action rollout and its timing, and
+the strict comparison protocol (issue 18) used for every comparison with another library.
+
+Strict protocol (`make_strict_run`, `interleaved_ratio`): each timed call resets the whole
+batch from a fresh key, then runs `steps` random masked actions under one `lax.scan` and,
+every step, reduces every observation array (and the reward) into a float32 checksum that
+the call returns, so nothing a policy would read can be skipped. The two libraries are
+timed alternately (A/B/A/B) in one process and the speed-up is reported per round as the
+median and range of `time_b / time_a`, with the load average before and after.
+"""
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jaxmarl_envs.rollout import random_action
 
@@ -69,3 +82,206 @@ def ours(env_id: str, **overrides: Any) -> tuple[Callable, Callable, Callable]:
 
     env = AutoReset(jaxmarl_envs.make(env_id, **overrides))
     return env.reset, env.step, lambda ts: ts.observation.action_mask
+
+
+# --------------------------------------------------------------------------------------
+# Strict protocol (issue 18)
+
+
+def observation_and_reward(ts: Any) -> Any:
+    """Default `obs_of`: every array of the observation pytree plus the reward."""
+    return (ts.observation, ts.reward)
+
+
+def checksum(tree: Any) -> jax.Array:
+    """Float32 sum over every element of every array in `tree` (so all must be computed)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return sum((jnp.sum(x.astype(jnp.float32)) for x in leaves), jnp.zeros((), jnp.float32))
+
+
+def make_strict_run(
+    reset: Callable,
+    step: Callable,
+    mask_of: Callable | None,
+    obs_of: Callable = observation_and_reward,
+    batch: int = 1024,
+    steps: int = SCAN_STEPS,
+    *,
+    sample_action: Callable | None = None,
+    reset_in_call: bool = True,
+    consume: bool = True,
+) -> Callable:
+    """Builds the jitted strict-protocol call `run(key) -> checksum` for `batch` environments.
+
+    Args:
+        reset, step: single-environment functions that auto-reset (`reset(key)`,
+            `step(state, action)`, both returning `(state, timestep)`).
+        mask_of: `mask_of(timestep) -> (num_agents, num_actions)` bool mask for discrete
+            actions (`jaxmarl_envs.rollout.random_action`); None with `sample_action`.
+        obs_of: `obs_of(timestep)` -> pytree of everything a policy would read (default: the
+            whole observation and the reward); every array is reduced into the checksum.
+        sample_action: `sample_action(key, batched_timestep) -> batched action`, for
+            continuous peers (replaces the masked random action).
+        reset_in_call, consume: both True is the strict protocol. For the "where does the
+            difference come from" breakdown only: `reset_in_call=False` starts every call
+            from one batch state reset once outside; `consume=False` checksums only the
+            last step's observation (the old protocol, which returned the final carry).
+
+    Returns:
+        `run(key) -> float32 checksum`, jitted.
+    """
+    if mask_of is None and sample_action is None:
+        raise ValueError("make_strict_run: pass mask_of (discrete) or sample_action.")
+    v_reset, v_step = jax.vmap(reset), jax.vmap(step)
+
+    def act(key, ts):
+        if sample_action is not None:
+            return sample_action(key, ts)
+        return random_action(key, mask_of(ts))
+
+    def batch_reset(key):
+        return v_reset(jax.random.split(key, batch))
+
+    def scan_from(state, ts, key):
+        def body(c, sub):
+            state, ts, acc = c
+            state, ts = v_step(state, act(sub, ts))
+            if consume:
+                acc = acc + checksum(obs_of(ts))
+            return (state, ts, acc), None
+
+        acc0 = checksum(obs_of(ts)) if consume else jnp.zeros((), jnp.float32)
+        (state, ts, acc), _ = jax.lax.scan(body, (state, ts, acc0), jax.random.split(key, steps))
+        return acc if consume else checksum(obs_of(ts))
+
+    if reset_in_call:
+
+        @jax.jit
+        def run(key):
+            reset_key, key = jax.random.split(key)
+            state, ts = batch_reset(reset_key)
+            return scan_from(state, ts, key)
+
+        return run
+
+    state0, ts0 = jax.jit(batch_reset)(jax.random.PRNGKey(12345))
+    jitted = jax.jit(scan_from)
+    return lambda key: jitted(state0, ts0, key)
+
+
+def _load() -> tuple[float, float, float]:
+    return tuple(round(x, 2) for x in os.getloadavg())
+
+
+def _timed(run: Callable, key: Any) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(run(key))
+    return time.perf_counter() - start
+
+
+def interleaved_ratio(
+    run_a: Callable, run_b: Callable, rounds: int = 7, warmup: int = 1, seed: int = 0
+) -> dict:
+    """Times `run_a(key)` and `run_b(key)` alternately (A/B/A/B) in this process.
+
+    Each call gets a fresh key and is blocked on. The first `warmup` rounds (compilation)
+    are not recorded. `ratio` per round is `time_b / time_a`: the speed-up of A over B.
+
+    Returns:
+        dict with `times_a`, `times_b`, `ratios` (lists, seconds / ratio per round),
+        `median`, `min`, `max` (of the ratio), `median_a_s`, `median_b_s` and the load
+        averages `load_before` / `load_after` (1, 5, 15 minutes).
+    """
+    if rounds < 1:
+        raise ValueError(f"interleaved_ratio: rounds must be >= 1, got {rounds}.")
+    key = jax.random.PRNGKey(seed)
+    load_before = _load()
+    times_a, times_b = [], []
+    for r in range(warmup + rounds):
+        key, ka, kb = jax.random.split(key, 3)
+        ta, tb = _timed(run_a, ka), _timed(run_b, kb)
+        if r >= warmup:
+            times_a.append(ta)
+            times_b.append(tb)
+    ratios = [b / a for a, b in zip(times_a, times_b, strict=True)]
+    return {
+        "times_a": times_a,
+        "times_b": times_b,
+        "ratios": ratios,
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "median_a_s": statistics.median(times_a),
+        "median_b_s": statistics.median(times_b),
+        "load_before": load_before,
+        "load_after": _load(),
+    }
+
+
+def format_ratio_table(rows: list[tuple[str, dict]], work: dict[str, int] | None = None) -> str:
+    """A text table of `interleaved_ratio` results: `rows` of `(name, result)`.
+
+    `work[name]` (env-steps per call) adds steps/s columns for both sides.
+    """
+    work = work or {}
+    head = (
+        f"{'comparison':34s} {'A s/call':>9s} {'B s/call':>9s} {'A steps/s':>11s} "
+        f"{'B steps/s':>11s} {'ratio':>6s} {'[min, max]':>14s}  load before -> after"
+    )
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        n = work.get(name)
+        sa = f"{n / r['median_a_s']:11,.0f}" if n else f"{'':11s}"
+        sb = f"{n / r['median_b_s']:11,.0f}" if n else f"{'':11s}"
+        lines.append(
+            f"{name:34s} {r['median_a_s']:9.4f} {r['median_b_s']:9.4f} {sa} {sb} "
+            f"{r['median']:6.2f} [{r['min']:5.2f}, {r['max']:5.2f}]  "
+            f"{r['load_before']} -> {r['load_after']}"
+        )
+    return "\n".join(lines)
+
+
+def make_python_loop(
+    reset: Callable,
+    step: Callable,
+    mask_of: Callable,
+    steps: int,
+    obs_of: Callable = observation_and_reward,
+) -> Callable:
+    """Batch-1 user loop: `run(key) -> checksum` resets one environment, then steps a jitted
+    single-environment step (auto-resetting) `steps` times from Python.
+
+    Each step the observation is consumed as a user would (`np.asarray` of every array of
+    `obs_of(ts)`, summed into the checksum) and the random legal action is computed outside
+    JAX with numpy from that action mask.
+    """
+    j_reset, j_step = jax.jit(reset), jax.jit(step)
+
+    def run(key):
+        rng = np.random.default_rng(np.asarray(key).ravel().tolist())
+        state, ts = j_reset(key)
+        total = 0.0
+        for _ in range(steps):
+            mask = np.asarray(mask_of(ts))
+            scores = np.where(mask, rng.random(mask.shape), -1.0)
+            action = np.argmax(scores, axis=-1).astype(np.int32)
+            state, ts = j_step(state, action)
+            total += sum(float(np.asarray(x).sum()) for x in jax.tree_util.tree_leaves(obs_of(ts)))
+        return total
+
+    return run
+
+
+def python_loop_steps_per_second(
+    reset: Callable,
+    step: Callable,
+    mask_of: Callable,
+    steps: int,
+    obs_of: Callable = observation_and_reward,
+    rounds: int = 3,
+) -> float:
+    """Median env-steps/s of `make_python_loop` (after one warm-up call that compiles)."""
+    run = make_python_loop(reset, step, mask_of, steps, obs_of)
+    run(jax.random.PRNGKey(0))
+    times = [_timed(run, jax.random.PRNGKey(r + 1)) for r in range(rounds)]
+    return steps / statistics.median(times)
