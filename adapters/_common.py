@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxmarl_envs import registry, specs
@@ -33,52 +35,140 @@ def resolve_env(env_or_id: Environment | str, overrides: dict[str, Any]) -> Envi
     )
 
 
-class JittedEnv:
-    """`jax.jit`-ed `reset`, `step` and `global_state` of one environment."""
+def _overrides_key(env_or_id: Environment | str, overrides: dict) -> tuple | None:
+    """A hashable cache key for (id, overrides), or None (instances, unhashable overrides)."""
+    if not isinstance(env_or_id, str):
+        return None
+    key = tuple(sorted(overrides.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_build(build: Callable, env_id: str, overrides: tuple, extra: tuple) -> Any:
+    return build(registry.make(env_id, **dict(overrides)), *extra)
+
+
+def shared_build(
+    build: Callable, env_or_id: Environment | str, env: Environment, overrides: dict, *extra
+) -> Any:
+    """`build(env, *extra)`, shared by every adapter built from the same id, overrides and
+    `extra` (an id and its overrides determine the environment), so repeated constructions, as
+    in the ecosystems' checkers, trace and compile once. Built fresh for environment instances.
+
+    `build` must be a module-level function (it is part of the cache key)."""
+    key = _overrides_key(env_or_id, overrides)
+    if key is None:
+        return build(env, *extra)
+    return _cached_build(build, env_or_id, key, tuple(extra))
+
+
+class HostFunction:
+    """A jitted `fn(*args) -> (keep, host)` whose `host` pytree reaches the host in one transfer.
+
+    `keep` stays on the device (environment states, keys). `host` is packed inside the jitted
+    call into one `uint8` buffer (leaves bitcast to bytes, widest dtypes first so every leaf
+    stays aligned), fetched with a single device-to-host copy and unpacked into numpy views of
+    that fresh buffer: writable arrays that no later call overwrites. One transfer instead of
+    one per leaf is most of an adapter's per-step overhead on small environments.
+
+    Calling returns `(keep, host_numpy)` with `host_numpy` structured like `host`.
+    """
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        # Layouts recorded while tracing, keyed by the packed size (for one function the
+        # size determines the shapes: only batch sizes vary between calls).
+        self._layouts: dict[int, tuple] = {}
+        self._jitted = jax.jit(self._packed)
+
+    def _packed(self, *args):
+        keep, host = self._fn(*args)
+        leaves, treedef = jax.tree_util.tree_flatten(host)
+        order = sorted(range(len(leaves)), key=lambda i: -np.dtype(leaves[i].dtype).itemsize)
+        parts, entries, offset = [], [None] * len(leaves), 0
+        for i in order:
+            x = jnp.asarray(leaves[i])
+            dtype = np.dtype(x.dtype)
+            if dtype == np.bool_:
+                b = x.astype(jnp.uint8)
+            else:  # (..., itemsize) bytes
+                b = jax.lax.bitcast_convert_type(x, jnp.uint8)
+            nbytes = int(np.prod(x.shape, dtype=np.int64)) * dtype.itemsize
+            entries[i] = (offset, nbytes, dtype, tuple(x.shape))
+            parts.append(b.reshape(-1))
+            offset += nbytes
+        self._layouts[offset] = (treedef, tuple(entries))
+        buf = jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.uint8)
+        return keep, buf
+
+    def cache_size(self) -> int:
+        """How many programs the jitted function holds (traced and compiled)."""
+        return self._jitted._cache_size()
+
+    def __call__(self, *args):
+        keep, buf = self._jitted(*args)
+        host = np.array(buf)  # the one transfer, into a fresh writable buffer
+        treedef, entries = self._layouts[host.size]
+        leaves = [host[o : o + n].view(dtype).reshape(shape) for o, n, dtype, shape in entries]
+        return keep, jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+class ActionCheck:
+    """Validates concrete joint actions outside jit, fast on the common (valid) path.
+
+    Any dtype that casts to the spec's within its kind is accepted (any integer dtype for
+    discrete actions, so numpy's default int64 and Stable-Baselines3's predictions pass);
+    values are range-checked before the cast (which could wrap). Invalid input falls back to
+    the spec's own validation for a precise message.
+
+    Raises:
+        ValueError: wrong shape or dtype, out of bounds, or non-finite (naming the problem).
+    """
 
     def __init__(self, env: Environment):
-        self.reset = jax.jit(env.reset)
-        self.step = jax.jit(env.step)
-        self.global_state = jax.jit(env.global_state)
+        self._spec = env.action_spec
+        self._label = type(env).__name__
+        self.shape = tuple(self._spec.shape)
+        self.dtype = np.dtype(self._spec.dtype)
+        bounded = isinstance(self._spec, specs.BoundedArray)
+        self._low = self._spec.minimum if bounded else None
+        self._high = self._spec.maximum if bounded else None
+        self._dtype_ok: dict[np.dtype, bool] = {}
 
+    def _accepts(self, dtype: np.dtype) -> bool:
+        ok = self._dtype_ok.get(dtype)
+        if ok is None:
+            ok = bool(np.can_cast(dtype, self.dtype, casting="same_kind")) and not (
+                np.issubdtype(self.dtype, np.integer) and not np.issubdtype(dtype, np.integer)
+            )
+            self._dtype_ok[dtype] = ok
+        return ok
 
-@functools.lru_cache(maxsize=32)
-def _cached_jitted(env_id: str, overrides: tuple) -> JittedEnv:
-    return JittedEnv(registry.make(env_id, **dict(overrides)))
-
-
-def jitted_env(env_or_id: Environment | str, env: Environment, overrides: dict) -> JittedEnv:
-    """Jitted functions of `env`, shared by every adapter built from the same id and overrides
-    (an id and its overrides determine the environment), so repeated constructions, as in the
-    ecosystems' checkers, trace and compile once. Built fresh for environment instances."""
-    if isinstance(env_or_id, str):
-        key = tuple(sorted(overrides.items()))
+    def __call__(self, action: Any) -> np.ndarray:
+        arr = np.asarray(action)
+        if arr.shape == self.shape and self._accepts(arr.dtype):
+            if self._low is not None:
+                # NaN fails both comparisons and drops to the precise error below.
+                if np.all(arr >= self._low) and np.all(arr <= self._high):
+                    return arr.astype(self.dtype, copy=False)
+            elif arr.dtype.kind != "f" or np.all(np.isfinite(arr)):
+                return arr.astype(self.dtype, copy=False)
         try:
-            hash(key)
-        except TypeError:
-            return JittedEnv(env)
-        return _cached_jitted(env_or_id, key)
-    return JittedEnv(env)
+            self._spec.validate(arr)
+        except ValueError as err:
+            raise ValueError(f"{self._label}: invalid action: {err}") from err
+        check_finite(arr, f"{self._label}: invalid action")
+        raise ValueError(f"{self._label}: invalid action {arr!r}.")  # pragma: no cover
 
 
 def key_from_rng(rng: np.random.Generator) -> jax.Array:
     """A JAX PRNG key carrying 64 bits drawn from a numpy generator."""
     hi, lo = (int(x) for x in rng.integers(0, 2**32, size=2, dtype=np.uint64))
     return jax.random.fold_in(jax.random.PRNGKey(hi), lo)
-
-
-def validate_action(env: Environment, action: Any) -> np.ndarray:
-    """Checks a concrete joint action outside jit and returns it as a numpy array.
-
-    `env.validate_action` (shape, dtype, bounds) plus a finiteness check for float actions,
-    which bounds comparisons let through (NaN compares false both ways).
-
-    Raises:
-        ValueError: wrong shape or dtype, out of bounds, or non-finite.
-    """
-    arr = env.validate_action(action)
-    check_finite(arr, f"{type(env).__name__}: invalid action")
-    return arr
 
 
 def check_finite(action: np.ndarray, label: str) -> None:

@@ -9,15 +9,32 @@ import jax
 import numpy as np
 
 from jaxmarl_envs.adapters._common import (
-    jitted_env,
+    ActionCheck,
+    HostFunction,
     resolve_env,
+    shared_build,
     structured_to_dict,
-    to_numpy,
-    validate_action,
 )
 from jaxmarl_envs.env import Environment
 
 __all__ = ["DmEnv"]
+
+
+def _build_fns(env: Environment) -> tuple[HostFunction, HostFunction, ActionCheck]:
+    """Jitted reset and step returning exactly what a dm-env TimeStep holds (one transfer)."""
+    obs_spec = env.observation_spec
+
+    def reset(key):
+        key, sub = jax.random.split(key)
+        state, ts = env.reset(sub)
+        return (key, state), structured_to_dict(ts.observation, obs_spec)
+
+    def step(state, action):
+        state, ts = env.step(state, action)
+        obs = structured_to_dict(ts.observation, obs_spec)
+        return state, (ts.step_type, ts.reward, ts.discount, obs)
+
+    return HostFunction(reset), HostFunction(step), ActionCheck(env)
 
 
 class DmEnv(dm_env.Environment):
@@ -47,8 +64,9 @@ class DmEnv(dm_env.Environment):
     def __init__(self, env_or_id: Environment | str, seed: int = 0, **overrides: Any):
         self._env = resolve_env(env_or_id, overrides)
         self._key = jax.random.PRNGKey(int(seed))
-        jitted = jitted_env(env_or_id, self._env, overrides)
-        self._reset_fn, self._step_fn = jitted.reset, jitted.step
+        self._reset_fn, self._step_fn, self._check_action = shared_build(
+            _build_fns, env_or_id, self._env, overrides
+        )
         # Specs converted once, through the shared conversion in jaxmarl_envs.specs.
         self._obs_spec = self._env.observation_spec
         self._dm_observation_spec = self._obs_spec.to_dm_env()
@@ -68,15 +86,10 @@ class DmEnv(dm_env.Environment):
         """The current environment state (None before the first reset)."""
         return self._state
 
-    def _observation(self, observation: Any) -> dict:
-        return structured_to_dict(observation, self._obs_spec)
-
     def reset(self) -> dm_env.TimeStep:
         """Starts a new episode; returns its FIRST timestep (reward and discount None)."""
-        self._key, sub = jax.random.split(self._key)
-        self._state, ts = self._reset_fn(sub)
+        (self._key, self._state), obs = self._reset_fn(self._key)
         self._needs_reset = False
-        obs = to_numpy(self._observation(ts.observation))
         return dm_env.TimeStep(dm_env.StepType.FIRST, None, None, obs)
 
     def step(self, action: Any) -> dm_env.TimeStep:
@@ -87,11 +100,8 @@ class DmEnv(dm_env.Environment):
         """
         if self._needs_reset:
             return self.reset()
-        action = validate_action(self._env, action)
-        self._state, ts = self._step_fn(self._state, action)
-        step_type, reward, discount, obs = to_numpy(
-            (ts.step_type, ts.reward, ts.discount, self._observation(ts.observation))
-        )
+        action = self._check_action(action)
+        self._state, (step_type, reward, discount, obs) = self._step_fn(self._state, action)
         step_type = dm_env.StepType(int(step_type))
         if step_type is dm_env.StepType.FIRST:
             raise RuntimeError(f"{self._env!r} returned a FIRST timestep from step().")

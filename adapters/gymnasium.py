@@ -39,9 +39,11 @@ The single-environment view (`JaxMarlGymEnv`):
 - info (fixed keys every step): `agent_rewards` `(num_agents,)` float32, `agent_terminated`
   and `agent_truncated` `(num_agents,)` bool, `action_mask` `(num_agents, num_actions)`
   bool, the environment's own `extras`, and any observation field other than `agents_view`.
-  On the step that ends an episode, `info["episode"] = {"r": return (aggregated like the
-  reward), "l": length, "agent_returns": (num_agents,)}`, as Gymnasium's
-  `RecordEpisodeStatistics` reports it.
+  On the step that ends an episode, `info["episode_metrics"] = {"return": return (aggregated
+  like the reward), "length": length, "agent_returns": (num_agents,)}`. The key `episode` is
+  left to Gymnasium's `RecordEpisodeStatistics` wrappers (single and vector), which write it
+  themselves and refuse an info that already holds it; stacked on our adapters they report
+  the same returns and lengths as `episode_metrics`.
 
 The vector environment (`JaxMarlVectorEnv`, from
 `gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_point")`) steps the whole
@@ -61,7 +63,6 @@ reset, and every reset of environment `i` (first or automatic) does
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, NamedTuple
 
@@ -75,11 +76,12 @@ from gymnasium.vector.utils import batch_space
 
 from jaxmarl_envs import registry, specs
 from jaxmarl_envs.adapters._common import (
+    ActionCheck,
+    HostFunction,
     check_finite,
     key_from_rng,
     resolve_env,
-    to_numpy,
-    validate_action,
+    shared_build,
 )
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.wrappers import EpisodeMetrics
@@ -93,6 +95,9 @@ __all__ = [
 ]
 
 NAMESPACE = "jaxmarl_envs"
+#: The info key of our episode statistics. Not "episode": that key belongs to Gymnasium's
+#: `RecordEpisodeStatistics` wrappers, which refuse an info that already holds it.
+EPISODE_KEY = "episode_metrics"
 RENDER_MODES = ("rgb_array", "human")
 DEFAULT_RENDER_FPS = 8
 _METRIC_KEYS = ("episode_return", "episode_return_per_agent", "episode_length", "episode_done")
@@ -162,8 +167,8 @@ def _convert(ts, obs_fields: tuple[str, ...], how: str) -> _Out:
     terminated = done & jnp.all(ts.terminated)
     per_agent = ts.extras["episode_return_per_agent"]
     episode = {
-        "r": _aggregate(per_agent, how).astype(jnp.float32),
-        "l": ts.extras["episode_length"].astype(jnp.int32),
+        "return": _aggregate(per_agent, how).astype(jnp.float32),
+        "length": ts.extras["episode_length"].astype(jnp.int32),
         "agent_returns": per_agent.astype(jnp.float32),
     }
     return _Out(
@@ -207,32 +212,17 @@ class _Core:
         return state, _convert(ts, self.obs_fields, self.how)
 
 
-def _overrides_key(env_id: Environment | str, overrides: dict) -> tuple | None:
-    """A hashable cache key for (id, overrides), or None (instances, unhashable overrides)."""
-    if not isinstance(env_id, str):
-        return None
-    key = tuple(sorted(overrides.items()))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_single_fns(env_id: str, overrides: tuple, how: str):
-    core = _Core(registry.make(env_id, **dict(overrides)), how)
-    return core, jax.jit(core.reset), jax.jit(core.step)
-
-
-def _single_fns(env_id: Environment | str, env: Environment, overrides: dict, how: str):
-    """Jitted single-environment functions, shared by adapters built from the same id and
-    overrides (so `check_env` and repeated `gymnasium.make` calls compile once)."""
-    key = _overrides_key(env_id, overrides)
-    if key is not None:
-        return _cached_single_fns(env_id, key, how)
+def _build_single(env: Environment, how: str):
+    """The single env's jitted reset and step, each returning what the adapter hands out in
+    one transfer (shared by adapters of the same id and overrides through `shared_build`, so
+    `check_env` and repeated `gymnasium.make` calls compile once)."""
     core = _Core(env, how)
-    return core, jax.jit(core.reset), jax.jit(core.step)
+
+    def reset(key):
+        state, out = core.reset(key)
+        return state, (out.obs, out.info)
+
+    return core, HostFunction(reset), HostFunction(core.step), ActionCheck(env)
 
 
 def _check_render_mode(render_mode: str | None) -> None:
@@ -275,8 +265,8 @@ class JaxMarlGymEnv(gymnasium.Env):
     ):
         _check_render_mode(render_mode)
         self._env = resolve_env(env_id, overrides)
-        self._core, self._reset_fn, self._step_fn = _single_fns(
-            env_id, self._env, overrides, reward_aggregation
+        self._core, self._reset_fn, self._step_fn, self._check_action = shared_build(
+            _build_single, env_id, self._env, overrides, reward_aggregation
         )
         self.metadata = {**self.metadata, "render_fps": _render_fps(self._env)}
         self.render_mode = render_mode
@@ -305,9 +295,8 @@ class JaxMarlGymEnv(gymnasium.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Starts an episode; the JAX key is drawn from `self.np_random` (seeded by `seed`)."""
         super().reset(seed=seed)
-        self._state, out = self._reset_fn(key_from_rng(self.np_random))
+        self._state, (obs, info) = self._reset_fn(key_from_rng(self.np_random))
         self._ended = False
-        obs, info = to_numpy((out.obs, out.info))
         if self.render_mode == "human":
             self.render()
         return self._obs(obs), info
@@ -324,13 +313,13 @@ class JaxMarlGymEnv(gymnasium.Env):
                 "JaxMarlGymEnv.step: call reset() first (before the first step and after "
                 "an episode ends)."
             )
-        action = validate_action(self._env, action)
+        action = self._check_action(action)
         self._state, out = self._step_fn(self._state, action)
-        obs, reward, terminated, truncated, info, episode, done = to_numpy(tuple(out))
+        obs, reward, terminated, truncated, info, episode, done = out
         if done:
-            info["episode"] = {
-                "r": episode["r"][()],
-                "l": episode["l"][()],
+            info[EPISODE_KEY] = {
+                "return": episode["return"][()],
+                "length": episode["length"][()],
                 "agent_returns": episode["agent_returns"],
             }
         self._ended = bool(done)
@@ -444,21 +433,21 @@ def _build_step(core: _Core, mode: AutoresetMode):
     return step
 
 
-def _make_vector_fns(core: _Core, mode: AutoresetMode):
-    return core, jax.jit(_build_reset(core)), jax.jit(_build_step(core, mode))
+def _build_vector(env: Environment, how: str, mode: AutoresetMode):
+    """The batch's jitted reset and step; states and keys stay on the device, what the
+    adapter hands out comes back in one transfer (shared through `shared_build`)."""
+    core = _Core(env, how)
+    batch_reset, batch_step = _build_reset(core), _build_step(core, mode)
 
+    def reset(keys, states, mask):
+        states, keys, out = batch_reset(keys, states, mask)
+        return (states, keys), (out.obs, out.info)
 
-@functools.lru_cache(maxsize=32)
-def _cached_vector_fns(env_id: str, overrides: tuple, how: str, mode: AutoresetMode):
-    return _make_vector_fns(_Core(registry.make(env_id, **dict(overrides)), how), mode)
+    def step(states, keys, actions, autoreset):
+        states, keys, out, final = batch_step(states, keys, actions, autoreset)
+        return (states, keys), (out, None if final is None else (final.obs, final.info))
 
-
-def _vector_fns(env_id, env: Environment, overrides: dict, how: str, mode: AutoresetMode):
-    """Jitted batch functions, shared by vector envs built from the same id and overrides."""
-    key = _overrides_key(env_id, overrides)
-    if key is not None:
-        return _cached_vector_fns(env_id, key, how, mode)
-    return _make_vector_fns(_Core(env, how), mode)
+    return core, HostFunction(reset), HostFunction(step)
 
 
 class JaxMarlVectorEnv(VectorEnv):
@@ -477,8 +466,15 @@ class JaxMarlVectorEnv(VectorEnv):
       not done) and `info["final_info"]` (the ending step's info, batched with masks) carry
       the ending step's, masked by `info["_final_obs"]`/`info["_final_info"]`.
     - DISABLED: nothing resets by itself; call `reset(options={"reset_mask": mask})`.
-    In every mode `info["episode"]` (masked by `info["_episode"]`) holds the statistics of
-    the episodes that ended on this step.
+    In every mode `info["episode_metrics"]` (masked by `info["_episode_metrics"]`) holds the
+    statistics of the episodes that ended on this step (`return`, `length`, `agent_returns`);
+    `episode`/`_episode` are left to `gymnasium.wrappers.vector.RecordEpisodeStatistics`.
+
+    Spaces: `observation_space` is Gymnasium's `batch_space` of the single space. For discrete
+    actions `action_space` is a `MultiDiscrete` of shape `(num_envs, num_agents)` (Gymnasium's
+    `batch_space` would give an integer `Box`), so wrappers and agents that branch on the space
+    type treat the batch as discrete; its dtype is int64, numpy's default, and `step` takes
+    any integer dtype holding valid values.
 
     Args:
         env_id: a registered id or an `Environment` instance.
@@ -512,8 +508,8 @@ class JaxMarlVectorEnv(VectorEnv):
                 f"got {autoreset_mode!r}."
             ) from err
         self._env = resolve_env(env_id, overrides)
-        self._core, self._reset_fn, self._step_fn = _vector_fns(
-            env_id, self._env, overrides, reward_aggregation, mode
+        self._core, self._reset_fn, self._step_fn = shared_build(
+            _build_vector, env_id, self._env, overrides, reward_aggregation, mode
         )
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
@@ -527,7 +523,7 @@ class JaxMarlVectorEnv(VectorEnv):
         self.single_observation_space = self._env.observation_spec.agents_view.to_gymnasium()
         self.single_action_space = self._env.action_spec.to_gymnasium()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.action_space = _batch_action_space(self.single_action_space, self.num_envs)
         self._action_spec = self._env.action_spec
         self._states: Any = None
         self._keys: jax.Array | None = None
@@ -574,7 +570,7 @@ class JaxMarlVectorEnv(VectorEnv):
         else:
             keys = self._keys
         full = bool(mask.all())
-        states, new_keys, out = self._reset_fn(keys, None if full else self._states, mask)
+        (states, new_keys), (obs, info) = self._reset_fn(keys, None if full else self._states, mask)
         if full:
             self._states, self._keys = states, new_keys
         else:
@@ -582,7 +578,6 @@ class JaxMarlVectorEnv(VectorEnv):
             self._keys = _select_batch(mask, new_keys, self._keys)
         self._autoreset = np.where(mask, False, self._autoreset)
         self._ended = np.where(mask, False, self._ended)
-        obs, info = to_numpy((out.obs, out.info))
         if not full:
             obs = np.where(mask.reshape((-1,) + (1,) * (obs.ndim - 1)), obs, self._last_obs)
         self._last_obs = obs.copy()
@@ -632,14 +627,10 @@ class JaxMarlVectorEnv(VectorEnv):
                 "DISABLED reset them with reset(options={'reset_mask': mask}) before stepping."
             )
         actions = self._validate_actions(actions)
-        self._states, self._keys, out, final = self._step_fn(
+        (self._states, self._keys), (out, final) = self._step_fn(
             self._states, self._keys, actions, self._autoreset
         )
-        if self.autoreset_mode is AutoresetMode.SAME_STEP:
-            host, final = to_numpy((tuple(out), (final.obs, final.info)))
-        else:
-            host = to_numpy(tuple(out))
-        obs, reward, terminated, truncated, info, episode, done = host
+        obs, reward, terminated, truncated, info, episode, done = out
         present = np.ones(self.num_envs, bool)
         if self.autoreset_mode is AutoresetMode.NEXT_STEP:
             present = ~self._autoreset  # reset steps carry the reset info only
@@ -647,11 +638,11 @@ class JaxMarlVectorEnv(VectorEnv):
         infos = _masked_info(info, np.ones(self.num_envs, bool))
         if done.any():
             ep = _zero_where_absent(episode, done)
-            infos["episode"] = _masked_info(ep, done)
-            infos["_episode"] = done.copy()
+            infos[EPISODE_KEY] = _masked_info(ep, done)
+            infos[f"_{EPISODE_KEY}"] = done.copy()
             if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 final_obs, final_info = final
-                final_info = {**final_info, "episode": ep}
+                final_info = {**final_info, EPISODE_KEY: ep}
                 obj = np.full(self.num_envs, None, dtype=object)
                 for i in np.flatnonzero(done):
                     obj[i] = final_obs[i].astype(self.single_observation_space.dtype)
@@ -687,6 +678,16 @@ class JaxMarlVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self._env.close()
+
+
+def _batch_action_space(space: gymnasium.spaces.Space, n: int) -> gymnasium.spaces.Space:
+    """`(n, ...)` copies of `space`: a `MultiDiscrete` stays a `MultiDiscrete` (see the class
+    docstring); anything else is Gymnasium's `batch_space`."""
+    if isinstance(space, gymnasium.spaces.MultiDiscrete):
+        nvec = np.broadcast_to(space.nvec, (n, *space.nvec.shape))
+        start = np.broadcast_to(space.start, (n, *space.start.shape))
+        return gymnasium.spaces.MultiDiscrete(nvec, dtype=space.dtype, start=start)
+    return batch_space(space, n)
 
 
 def _select_batch(mask: Any, on_true: Any, on_false: Any) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
+import jax
 import numpy as np
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
@@ -28,19 +29,39 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from jaxmarl_envs import specs
 from jaxmarl_envs.adapters._common import (
+    HostFunction,
     action_mask_of,
     check_finite,
-    jitted_env,
     key_from_rng,
     resolve_env,
+    shared_build,
     to_numpy,
-    validate_action,
 )
 from jaxmarl_envs.env import Environment
 
 __all__ = ["JaxMarlParallelEnv", "aec_env", "parallel_env"]
 
 RENDER_MODES = ("rgb_array", "human")
+
+
+def _build_fns(env: Environment, with_mask: bool) -> tuple[HostFunction, HostFunction, Any]:
+    """Jitted reset, step and global state. Reset and step return exactly the arrays the
+    adapter hands out, in one transfer; the state and the observation (for `state()`) stay
+    on the device."""
+
+    def host_obs(observation):
+        return observation.agents_view, action_mask_of(observation) if with_mask else None
+
+    def reset(key):
+        state, ts = env.reset(key)
+        return (state, ts.observation), host_obs(ts.observation)
+
+    def step(state, action):
+        state, ts = env.step(state, action)
+        host = (*host_obs(ts.observation), ts.reward, ts.terminated, ts.truncated, ts.last())
+        return (state, ts.observation), host
+
+    return HostFunction(reset), HostFunction(step), jax.jit(env.global_state)
 
 
 def _row_box(spec: specs.Array, i: int, size: int | None = None) -> gymnasium.spaces.Space:
@@ -152,9 +173,9 @@ class JaxMarlParallelEnv(ParallelEnv):
             self._act_spaces[a] = act
         self.state_space = env.global_state_spec().to_gymnasium()
 
-        jitted = jitted_env(env_or_id, env, overrides)
-        self._reset_fn, self._step_fn = jitted.reset, jitted.step
-        self._global_state_fn = jitted.global_state
+        self._reset_fn, self._step_fn, self._global_state_fn = shared_build(
+            _build_fns, env_or_id, env, overrides, self._has_mask
+        )
         self._np_random: np.random.Generator | None = None
         self._state: Any = None
         self._observation: Any = None
@@ -189,8 +210,8 @@ class JaxMarlParallelEnv(ParallelEnv):
         obs, infos = {}, {}
         for a in agents:
             i = self._index[a]
+            # Rows of a buffer fresh from this step: no later step overwrites them.
             o = view[i] if self._obs_sizes is None else view[i, : self._obs_sizes[i]]
-            o = o.astype(view.dtype, copy=True)
             info: dict[str, Any] = {}
             if mask is not None:
                 m = mask[i, : self._num_values[i]].astype(np.int8)
@@ -202,11 +223,6 @@ class JaxMarlParallelEnv(ParallelEnv):
             infos[a] = info
         return obs, infos
 
-    def _host_obs(self, observation: Any):
-        view = observation.agents_view
-        mask = action_mask_of(observation) if self._has_mask else None
-        return view, mask
-
     # -- API ------------------------------------------------------------------------------
 
     def reset(
@@ -215,10 +231,10 @@ class JaxMarlParallelEnv(ParallelEnv):
         """Starts an episode; the JAX key comes from a numpy generator seeded by `seed`."""
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(None if seed is None else int(seed))
-        self._state, ts = self._reset_fn(key_from_rng(self._np_random))
-        self._observation = ts.observation
+        (self._state, self._observation), (view, mask) = self._reset_fn(
+            key_from_rng(self._np_random)
+        )
         self.agents = list(self.possible_agents)
-        view, mask = to_numpy(self._host_obs(ts.observation))
         obs, infos = self._per_agent(self.agents, view, mask)
         if self.render_mode == "human":
             self.render()
@@ -240,8 +256,16 @@ class JaxMarlParallelEnv(ParallelEnv):
         spec = self._action_spec
         joint = spec.generate_value()
         for a in self.agents:
-            act = np.asarray(actions[a])
-            i = self._index[a]
+            act, i = actions[a], self._index[a]
+            if (
+                self._discrete
+                and isinstance(act, (int, np.integer))
+                and not isinstance(act, bool)
+                and 0 <= act < self._num_values[i]
+            ):  # the common case, a valid scalar from Discrete.sample() or a policy
+                joint[i] = act
+                continue
+            act = np.asarray(act)
             size = None if self._act_sizes is None else self._act_sizes[i]
             expected = spec.shape[1:] if size is None else (size,)
             if act.shape != expected:
@@ -264,7 +288,7 @@ class JaxMarlParallelEnv(ParallelEnv):
                 joint[i] = act
             else:
                 joint[i, :size] = act
-        return validate_action(self._env, joint)
+        return joint  # every entry checked above; the rest keeps the spec's default value
 
     def step(self, actions: dict[str, Any]):
         """Steps with one action per live agent.
@@ -280,19 +304,15 @@ class JaxMarlParallelEnv(ParallelEnv):
         if not self.agents:
             raise ValueError("no live agents: the episode is over (or never began); call reset().")
         joint = self._joint_action(actions)
-        self._state, ts = self._step_fn(self._state, joint)
-        self._observation = ts.observation
-        view, mask, reward, term, trunc, last = to_numpy(
-            (*self._host_obs(ts.observation), ts.reward, ts.terminated, ts.truncated, ts.last())
-        )
+        (self._state, self._observation), host = self._step_fn(self._state, joint)
+        view, mask, reward, term, trunc, last = host
         live = self.agents
         obs, infos = self._per_agent(live, view, mask)
-        rewards = {a: float(reward[self._index[a]]) for a in live}
-        terminations = {a: bool(term[self._index[a]]) for a in live}
+        reward, term, trunc, last = reward.tolist(), term.tolist(), trunc.tolist(), bool(last)
+        rewards = {a: reward[self._index[a]] for a in live}
+        terminations = {a: term[self._index[a]] for a in live}
         # Every agent is done on a LAST step; whoever did not terminate was cut off.
-        truncations = {
-            a: bool(trunc[self._index[a]]) or (bool(last) and not terminations[a]) for a in live
-        }
+        truncations = {a: trunc[self._index[a]] or (last and not terminations[a]) for a in live}
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         if self.render_mode == "human":
             self.render()

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> dict:
         autoreset_mode=args.autoreset_mode,
         time_limit=args.time_limit,
     )
+    # Gymnasium's own statistics wrapper writes info["episode"]; the adapter's own figures
+    # (same returns and lengths, plus per-agent returns) are in info["episode_metrics"].
+    envs = gymnasium.wrappers.vector.RecordEpisodeStatistics(envs)
     print(envs, envs.observation_space.shape, envs.action_space)
     obs, info = envs.reset(seed=args.seed)
     envs.action_space.seed(args.seed)

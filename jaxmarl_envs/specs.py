@@ -178,7 +178,9 @@ class MultiDiscreteArray(BoundedArray):
     def to_gymnasium(self) -> Any:
         from gymnasium import spaces
 
-        return spaces.MultiDiscrete(self.num_values.astype(np.int64), dtype=self.dtype)
+        # int64, numpy's default integer: `contains` then accepts what numpy, `sample()` and
+        # clients such as Stable-Baselines3 produce (it refuses dtypes that don't cast safely).
+        return spaces.MultiDiscrete(self.num_values.astype(np.int64), dtype=np.int64)
 
 
 class Structured(Spec):

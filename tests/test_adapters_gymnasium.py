@@ -68,10 +68,10 @@ def test_single_env_joint_view(env_id):
         total += reward
         steps += 1
         done = terminated or truncated
-        assert ("episode" in info) == done
+        assert ("episode_metrics" in info) == done
     assert steps <= SHORT
-    assert np.isclose(info["episode"]["r"], total, atol=1e-5)
-    assert int(info["episode"]["l"]) == steps
+    assert np.isclose(info["episode_metrics"]["return"], total, atol=1e-5)
+    assert int(info["episode_metrics"]["length"]) == steps
     with pytest.raises(gymnasium.error.ResetNeeded):
         env.unwrapped.step(env.action_space.sample())
     env.close()
@@ -87,7 +87,7 @@ def test_reward_aggregation_mean_and_invalid():
         rewards.append(r)
         if term or trunc:
             break
-    assert np.isclose(info["episode"]["r"], sum(rewards))
+    assert np.isclose(info["episode_metrics"]["return"], sum(rewards))
     with pytest.raises(ValueError, match="reward_aggregation"):
         JaxMarlGymEnv(TOY_ID, reward_aggregation="max")
     with pytest.raises(ValueError, match="render_mode"):
@@ -192,7 +192,7 @@ def test_vector_contract(env_id, mode):
     for t in range(3 * SHORT + 1):
         obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
         if t == 0:
-            compiled = venv.unwrapped._step_fn._cache_size()
+            compiled = venv.unwrapped._step_fn.cache_size()
         _check_batch(venv, obs, info, n)
         assert reward.shape == (NUM_ENVS,) and reward.dtype == np.float32
         assert term.shape == trunc.shape == (NUM_ENVS,)
@@ -212,12 +212,12 @@ def test_vector_contract(env_id, mode):
             running += reward
             lengths += 1
         assert np.all(lengths <= SHORT)
-        assert ("episode" in info) == bool(done.any())
+        assert ("episode_metrics" in info) == bool(done.any())
         if done.any():
             seen_end += int(done.sum())
-            assert np.array_equal(info["_episode"], done)
-            assert np.allclose(info["episode"]["r"][done], running[done], atol=1e-5)
-            assert np.array_equal(info["episode"]["l"][done], lengths[done])
+            assert np.array_equal(info["_episode_metrics"], done)
+            assert np.allclose(info["episode_metrics"]["return"][done], running[done], atol=1e-5)
+            assert np.array_equal(info["episode_metrics"]["length"][done], lengths[done])
         if mode is AutoresetMode.SAME_STEP:
             assert ("final_obs" in info) == bool(done.any())
             if done.any():
@@ -234,11 +234,11 @@ def test_vector_contract(env_id, mode):
                 assert np.allclose(
                     final_info["agent_rewards"][done].sum(-1), reward[done], atol=1e-5
                 )
-                assert np.array_equal(final_info["episode"]["l"][done], lengths[done])
+                assert np.array_equal(final_info["episode_metrics"]["length"][done], lengths[done])
             running[done], lengths[done] = 0.0, 0
     assert seen_end >= NUM_ENVS  # every sub-environment reached an episode end
     # One jitted program steps the batch; stepping never retraces it.
-    assert venv.unwrapped._step_fn._cache_size() == compiled
+    assert venv.unwrapped._step_fn.cache_size() == compiled
     venv.close()
 
 
@@ -265,7 +265,7 @@ def test_vector_autoreset_exact_on_toy():
             assert not term[0] and not trunc[0]
         else:
             assert obs[0, :, 3].tolist() == [1, 1]
-        assert trunc[1] and info["episode"]["l"][1] == 2
+        assert trunc[1] and info["episode_metrics"]["length"][1] == 2
         venv.close()
 
 
