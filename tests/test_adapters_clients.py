@@ -172,7 +172,9 @@ def test_action_spaces_contain_what_clients_produce():
     with pytest.raises(ValueError, match="out of bounds"):
         env.step(np.array([1, 200], np.int64))
 
-    venv = gymnasium.make_vec(gymnasium_id(LBF), num_envs=3, vectorization_mode="vector_entry_point")
+    venv = gymnasium.make_vec(
+        gymnasium_id(LBF), num_envs=3, vectorization_mode="vector_entry_point"
+    )
     vspace = venv.action_space
     assert isinstance(vspace, gymnasium.spaces.MultiDiscrete)
     assert vspace.shape == (3, 2) and np.array_equal(vspace.nvec, np.full((3, 2), 6))
