@@ -1,0 +1,163 @@
+"""One environment through the adapters against the numpy originals, in one process (issue 18).
+
+Run: `pytest benchmarks/test_adapter_latency.py -s -p no:randomly`.
+
+Most Gymnasium and PettingZoo users step one environment at a time from Python, so this is
+the latency they see. Each side runs `STEPS` steps of the same pre-drawn random actions
+(uniform over each agent's actions, as `action_space.sample()` would give, drawn before the
+timed loop so both sides pay the same for actions), resetting when an episode ends; each
+step's observation is what the user reads (our adapters hand out numpy arrays, so nothing
+is deferred). Ours and the original alternate A/B/A/B; the ratio per round is
+`time_original / time_ours` (> 1: ours is faster); median and range, load average recorded.
+
+Pairs (same scenario both sides):
+- PettingZoo `parallel_env("rware-tiny-4ag")` and the Gymnasium single env
+  `jaxmarl_envs/rware-tiny-4ag-v0` against `rware` 2.0.0 `rware-tiny-4ag-v2` (Gymnasium;
+  target: at least as fast, issue 18);
+- PettingZoo and Gymnasium `lbf-8x8-2p-2f-coop` against `lbforaging` 2.0.0
+  `Foraging-8x8-2p-2f-coop-v3` (reported);
+- PettingZoo `mpe-simple_spread` against `mpe2` 1.1.1 `simple_spread_v3.parallel_env()`
+  (reported).
+"""
+
+from __future__ import annotations
+
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+from common import format_ratio_table, interleaved_ratio
+
+import jaxmarl_envs.adapters  # noqa: F401  registers the Gymnasium ids
+from jaxmarl_envs.adapters.pettingzoo import parallel_env
+
+STEPS = 1000
+ROUNDS = 7
+#: Issue 18: through the adapters, rware-tiny-4ag at least as fast as the numpy original.
+TARGET = 1.0
+_MEASURED: dict[str, dict] = {}
+
+
+def _actions(nvec: list[int], steps: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, n, steps) for n in nvec], axis=1)  # (steps, num_agents)
+
+
+def gym_loop(env: gymnasium.Env, nvec: list[int], steps: int = STEPS, joint: bool = True):
+    """A timed Gymnasium loop; `joint=False` passes a tuple of per-agent ints (the originals'
+    `MultiDiscrete`/`Tuple` spaces take either)."""
+    table = _actions(nvec, steps)
+    actions = table if joint else [tuple(int(a) for a in row) for row in table]
+    env.reset(seed=0)
+
+    def run(_key=None) -> float:
+        start = time.perf_counter()
+        for t in range(steps):
+            _, _, terminated, truncated, _ = env.step(actions[t])
+            if _done(terminated, truncated):
+                env.reset()
+        return time.perf_counter() - start
+
+    return run
+
+
+def _done(terminated, truncated) -> bool:
+    # The originals report per-agent lists on some versions; ours a single bool.
+    return bool(np.all(terminated)) or bool(np.all(truncated))
+
+
+def parallel_loop(env, steps: int = STEPS):
+    """A timed PettingZoo parallel loop with pre-drawn actions per agent."""
+    agents = list(env.possible_agents)
+    nvec = [int(env.action_space(a).n) for a in agents]
+    table = _actions(nvec, steps).tolist()
+    env.reset(seed=0)
+
+    def run(_key=None) -> float:
+        start = time.perf_counter()
+        for t in range(steps):
+            if not env.agents:
+                env.reset()
+            row = table[t]
+            env.step({a: row[i] for i, a in enumerate(agents) if a in env.agents})
+        return time.perf_counter() - start
+
+    return run
+
+
+def _measure(name: str, ours, original) -> dict:
+    ours(), original()  # warm up (compilation, caches)
+    res = interleaved_ratio(ours, original, rounds=ROUNDS, warmup=0)
+    _MEASURED[name] = res
+    return res
+
+
+def _nvec(space) -> list[int]:
+    if isinstance(space, gymnasium.spaces.Tuple):
+        return [int(s.n) for s in space.spaces]
+    return [int(n) for n in space.nvec]
+
+
+def test_rware_through_adapters_vs_numpy_rware():
+    pytest.importorskip("rware", reason="rware 2.0.0 is in the dev extra")
+    import rware  # noqa: F401  registers rware-*-v2
+
+    original = gymnasium.make("rware-tiny-4ag-v2", disable_env_checker=True)
+    ours_gym = gymnasium.make("jaxmarl_envs/rware-tiny-4ag-v0", disable_env_checker=True)
+    nvec = _nvec(original.action_space)
+    assert nvec == _nvec(ours_gym.action_space) == [5] * 4
+    pz = _measure(
+        "rware-tiny-4ag pettingzoo",
+        parallel_loop(parallel_env("rware-tiny-4ag")),
+        gym_loop(original, nvec, joint=False),
+    )
+    gym = _measure(
+        "rware-tiny-4ag gymnasium",
+        gym_loop(ours_gym, nvec),
+        gym_loop(original, nvec, joint=False),
+    )
+    assert pz["median"] >= TARGET and gym["median"] >= TARGET, (pz["median"], gym["median"])
+
+
+def test_lbf_through_adapters_vs_lbforaging():
+    pytest.importorskip("lbforaging", reason="lbforaging 2.0.0 is in the dev extra")
+    import lbforaging  # noqa: F401  registers Foraging-*-v3
+
+    original = gymnasium.make("Foraging-8x8-2p-2f-coop-v3", disable_env_checker=True)
+    ours_gym = gymnasium.make("jaxmarl_envs/lbf-8x8-2p-2f-coop-v0", disable_env_checker=True)
+    nvec = _nvec(original.action_space)
+    assert nvec == _nvec(ours_gym.action_space)
+    pz = _measure(
+        "lbf-8x8-2p-2f-coop pettingzoo",
+        parallel_loop(parallel_env("lbf-8x8-2p-2f-coop")),
+        gym_loop(original, nvec, joint=False),
+    )
+    gym = _measure(
+        "lbf-8x8-2p-2f-coop gymnasium",
+        gym_loop(ours_gym, nvec),
+        gym_loop(original, nvec, joint=False),
+    )
+    assert pz["median"] > 0 and gym["median"] > 0  # reported, no target
+
+
+def test_mpe_through_adapters_vs_mpe2():
+    mpe2 = pytest.importorskip("mpe2", reason="pip install --no-deps mpe2==1.1.1")
+    from mpe2 import simple_spread_v3
+
+    original = simple_spread_v3.parallel_env()
+    assert mpe2 is not None
+    res = _measure(
+        "mpe-simple_spread pettingzoo",
+        parallel_loop(parallel_env("mpe-simple_spread")),
+        parallel_loop(original),
+    )
+    assert res["median"] > 0  # reported, no target
+
+
+def test_zz_report():
+    if not _MEASURED:
+        pytest.skip("no comparison ran")
+    work = dict.fromkeys(_MEASURED, STEPS)
+    print("\n" + format_ratio_table(list(_MEASURED.items()), work))
+    assert all(r["median"] > 0 for r in _MEASURED.values())
