@@ -103,7 +103,8 @@ class Derived:
         num_updates: updates in the whole run.
         updates_per_eval: updates between evaluations.
         num_evaluations: evaluations (the Python loop's length).
-        total_steps: steps actually run (`total_steps` rounded down to whole intervals).
+        total_steps: steps actually run (at least `config.total_steps`; see
+            `training.loop_sizes`).
         minibatch_size: samples per minibatch (transitions, or sequences if recurrent).
     """
 
@@ -156,21 +157,14 @@ def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
                 f"{steps_per_update}) must be divisible by num_minibatches ({c.num_minibatches})"
             )
         minibatch = steps_per_update // c.num_minibatches
-    num_updates = c.total_steps // steps_per_update
-    if num_updates < c.num_evaluations:
-        raise ValueError(
-            f"total_steps ({c.total_steps}) gives {num_updates} updates of "
-            f"{steps_per_update} steps (num_envs * rollout_length), fewer than "
-            f"num_evaluations ({c.num_evaluations}); raise total_steps or lower num_evaluations"
-        )
-    per_eval = num_updates // c.num_evaluations
+    sizes = training.loop_sizes(c.total_steps, steps_per_update, c.num_evaluations)
     return Derived(
         num_devices=devices,
         steps_per_update=steps_per_update,
-        num_updates=per_eval * c.num_evaluations,
-        updates_per_eval=per_eval,
-        num_evaluations=c.num_evaluations,
-        total_steps=per_eval * c.num_evaluations * steps_per_update,
+        num_updates=sizes.num_updates,
+        updates_per_eval=sizes.updates_per_eval,
+        num_evaluations=sizes.num_evaluations,
+        total_steps=sizes.total_steps,
         minibatch_size=minibatch,
     )
 

@@ -131,7 +131,8 @@ class Derived:
         num_updates: updates (rollout + training phase) in the whole run.
         updates_per_eval: updates between evaluations.
         num_evaluations: evaluations (the Python loop's length).
-        total_steps: steps actually run (`total_steps` rounded down to whole intervals).
+        total_steps: steps actually run (at least `config.total_steps`; see
+            `training.loop_sizes`).
         buffer_time: time steps stored per environment (`buffer_size // num_envs`).
     """
 
@@ -193,21 +194,14 @@ def derive(config: QLearningConfig, num_devices: int | None = None) -> Derived:
             f"rollout_length) = {needed}"
         )
     steps_per_update = c.num_envs * c.rollout_length
-    num_updates = c.total_steps // steps_per_update
-    if num_updates < c.num_evaluations:
-        raise ValueError(
-            f"total_steps ({c.total_steps}) gives {num_updates} updates of "
-            f"{steps_per_update} steps (num_envs * rollout_length), fewer than "
-            f"num_evaluations ({c.num_evaluations}); raise total_steps or lower num_evaluations"
-        )
-    per_eval = num_updates // c.num_evaluations
+    sizes = training.loop_sizes(c.total_steps, steps_per_update, c.num_evaluations)
     return Derived(
         num_devices=devices,
         steps_per_update=steps_per_update,
-        num_updates=per_eval * c.num_evaluations,
-        updates_per_eval=per_eval,
-        num_evaluations=c.num_evaluations,
-        total_steps=per_eval * c.num_evaluations * steps_per_update,
+        num_updates=sizes.num_updates,
+        updates_per_eval=sizes.updates_per_eval,
+        num_evaluations=sizes.num_evaluations,
+        total_steps=sizes.total_steps,
         buffer_time=buffer_time,
     )
 

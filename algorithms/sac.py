@@ -120,7 +120,8 @@ class Derived:
         num_updates: updates in the whole run.
         updates_per_eval: updates between evaluations.
         num_evaluations: evaluations (the Python loop's length).
-        total_steps: steps actually run (`total_steps` rounded down to whole intervals).
+        total_steps: steps actually run (at least `config.total_steps`; see
+            `training.loop_sizes`).
         explore_updates: updates that act uniformly at random (`learning_starts` rounded up).
     """
 
@@ -164,15 +165,8 @@ def derive(config: SACConfig, num_devices: int | None = None) -> Derived:
             f"buffer_size ({c.buffer_size}) must hold one rollout: num_envs * rollout_length "
             f"({c.num_envs} * {c.rollout_length} = {steps_per_update})"
         )
-    num_updates = c.total_steps // steps_per_update
-    if num_updates < c.num_evaluations:
-        raise ValueError(
-            f"total_steps ({c.total_steps}) gives {num_updates} updates of "
-            f"{steps_per_update} steps (num_envs * rollout_length), fewer than "
-            f"num_evaluations ({c.num_evaluations}); raise total_steps or lower num_evaluations"
-        )
-    per_eval = num_updates // c.num_evaluations
-    num_updates = per_eval * c.num_evaluations
+    sizes = training.loop_sizes(c.total_steps, steps_per_update, c.num_evaluations)
+    num_updates = sizes.num_updates
     explore = -(-c.learning_starts // steps_per_update)
     if explore >= num_updates:
         raise ValueError(
@@ -183,9 +177,9 @@ def derive(config: SACConfig, num_devices: int | None = None) -> Derived:
         num_devices=devices,
         steps_per_update=steps_per_update,
         num_updates=num_updates,
-        updates_per_eval=per_eval,
-        num_evaluations=c.num_evaluations,
-        total_steps=num_updates * steps_per_update,
+        updates_per_eval=sizes.updates_per_eval,
+        num_evaluations=sizes.num_evaluations,
+        total_steps=sizes.total_steps,
         explore_updates=explore,
     )
 

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,21 @@ _ALIASES = {
 #: `ALGORITHMS = {name: (config class, preset overrides)}` and `make_learner(config)`.
 FAMILIES = ("ppo", "q_learning", "sac")
 
+#: `{algorithm: (family module, one-line description)}`: a light copy of the families'
+#: `ALGORITHMS` tables (a test keeps them equal), so `jaxmarl --help`, `jaxmarl train --help`
+#: and usage errors list every algorithm without importing the families.
+ALGORITHMS = {
+    "ippo": ("ppo", "independent PPO (feed-forward; --recurrent for GRU)"),
+    "mappo": ("ppo", "multi-agent PPO with a centralised critic (--recurrent for GRU)"),
+    "rec_ippo": ("ppo", "independent PPO with GRU networks"),
+    "rec_mappo": ("ppo", "multi-agent PPO with GRU networks"),
+    "iql": ("q_learning", "recurrent independent Q-learning (double DQN)"),
+    "vdn": ("q_learning", "recurrent Q-learning with a sum (VDN) mixer"),
+    "qmix": ("q_learning", "recurrent Q-learning with a monotonic QMIX mixer"),
+    "isac": ("sac", "independent soft actor-critic (continuous or discrete actions)"),
+    "masac": ("sac", "soft actor-critic with a centralised joint-action critic"),
+}
+
 _TRAIN_EPILOG = """\
 Every config field is an option; `--set key=value` also works. Examples:
 
@@ -34,24 +50,22 @@ Every config field is an option; `--set key=value` also works. Examples:
 `jaxmarl train <algorithm> --help` lists that algorithm's options and defaults.
 """
 
-_DESCRIPTIONS = {
-    "ippo": "independent PPO (feed-forward; --recurrent for GRU)",
-    "mappo": "multi-agent PPO with a centralised critic (--recurrent for GRU)",
-    "rec_ippo": "independent PPO with GRU networks",
-    "rec_mappo": "multi-agent PPO with GRU networks",
-    "iql": "recurrent independent Q-learning (double DQN)",
-    "vdn": "recurrent Q-learning with a sum (VDN) mixer",
-    "qmix": "recurrent Q-learning with a monotonic QMIX mixer",
-    "isac": "independent soft actor-critic (continuous or discrete actions)",
-    "masac": "soft actor-critic with a centralised joint-action critic",
-}
-
 
 def family_module(name: str):
     """The `jaxmarl_envs.algorithms.<name>` module of an algorithm family."""
     import importlib
 
     return importlib.import_module(f"jaxmarl_envs.algorithms.{name}")
+
+
+def algorithm_entry(name: str) -> tuple[Any, type, dict]:
+    """`(family module, config class, preset overrides)` of one algorithm, importing only its
+    family."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}")
+    module = family_module(ALGORITHMS[name][0])
+    cls, preset = module.ALGORITHMS[name]
+    return module, cls, dict(preset)
 
 
 def algorithm_table() -> dict[str, tuple[Any, type, dict]]:
@@ -77,26 +91,31 @@ def config_classes() -> dict[str, tuple[Any, type]]:
     return out
 
 
-def add_subparser(subparsers: Any) -> None:
+def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) -> None:
     """Registers `train` (one sub-command per algorithm) and `evaluate` on the `jaxmarl`
-    command's subparsers."""
-    from jaxmarl_envs.algorithms.config import add_config_arguments
+    command's subparsers.
 
-    table = algorithm_table()
+    Args:
+        subparsers: the `jaxmarl` parser's subparsers.
+        config_options: algorithms that get one option per config field (importing their
+            families); None: every algorithm. The others accept only the common options, so
+            `jaxmarl train --help` imports no family.
+    """
+    populate = set(ALGORITHMS if config_options is None else config_options)
     p = subparsers.add_parser(
         "train",
-        help="train an algorithm: " + ", ".join(table),
+        help="train an algorithm: " + ", ".join(ALGORITHMS),
         description="Train a multi-agent algorithm; results, checkpoints, plots and a GIF "
         "go to <out>/<run_name>.",
         epilog=_TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
-    for name, (_, cls, _) in table.items():
+    for name, (_, description) in ALGORITHMS.items():
         a = algos.add_parser(
             name,
-            help=_DESCRIPTIONS.get(name, name),
-            description=f"{name}: {_DESCRIPTIONS.get(name, name)}",
+            help=description,
+            description=f"{name}: {description}",
             epilog=_TRAIN_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -134,8 +153,13 @@ def add_subparser(subparsers: Any) -> None:
             action="store_false",
             help="skip the learning-curve plots and tables written to <run>/plots",
         )
-        group = a.add_argument_group("config fields")
-        add_config_arguments(group, cls, aliases=_ALIASES, skip=("algorithm",))
+        if name in populate:
+            from jaxmarl_envs.algorithms.config import add_config_arguments
+
+            group = a.add_argument_group("config fields")
+            add_config_arguments(
+                group, algorithm_entry(name)[1], aliases=_ALIASES, skip=("algorithm",)
+            )
         a.set_defaults(func=_cmd_train)
 
     e = subparsers.add_parser("evaluate", help="evaluate (and render) a saved policy")
@@ -174,7 +198,7 @@ def build_config(args: argparse.Namespace):
         to_dict,
     )
 
-    _, cls, preset = algorithm_table()[args.algorithm]
+    _, cls, preset = algorithm_entry(args.algorithm)
     base: dict[str, Any] = {}
     if args.config_file:
         base = dict(load_config_dict(args.config_file)["config"])
@@ -195,7 +219,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
         training.maybe_initialize_distributed()
-        module = algorithm_table()[args.algorithm][0]
+        module = algorithm_entry(args.algorithm)[0]
         learner = module.make_learner(config)
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)

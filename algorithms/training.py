@@ -101,6 +101,78 @@ def check_run_config(config: RunConfig, num_devices: int | None = None) -> int:
     return devices
 
 
+@dataclasses.dataclass(frozen=True)
+class LoopSizes:
+    """The training loop's sizes for a step budget (see `loop_sizes`).
+
+    Attributes:
+        num_updates: updates in the whole run (`num_evaluations * updates_per_eval`).
+        updates_per_eval: updates between evaluations.
+        num_evaluations: evaluations (the Python loop's length; at most the requested number).
+        total_steps: steps the run trains (per seed), at least the requested budget.
+    """
+
+    num_updates: int
+    updates_per_eval: int
+    num_evaluations: int
+    total_steps: int
+
+
+def loop_sizes(total_steps: int, steps_per_update: int, num_evaluations: int) -> LoopSizes:
+    """Whole evaluation intervals of whole updates covering at least `total_steps`.
+
+    Every interval has the same number of updates (one compiled `learn`), so the budget is
+    rounded up: `n = ceil(total_steps / steps_per_update)` updates are needed, each interval
+    gets `ceil(n / num_evaluations)` of them, and the run has as many intervals as it takes to
+    reach `n` (at most `num_evaluations`). The run trains fewer than one interval more than
+    requested; `budget_note` says so.
+
+    Args:
+        total_steps: the requested budget per seed.
+        steps_per_update: environment steps of one update (`num_envs * rollout_length`).
+        num_evaluations: the requested number of evaluations.
+
+    Raises:
+        ValueError: when the budget holds fewer updates than evaluations.
+    """
+    needed = -(-total_steps // steps_per_update)
+    if needed < num_evaluations:
+        raise ValueError(
+            f"total_steps ({total_steps}) gives {needed} updates of "
+            f"{steps_per_update} steps (num_envs * rollout_length), fewer than "
+            f"num_evaluations ({num_evaluations}); raise total_steps or lower num_evaluations"
+        )
+    per_eval = -(-needed // num_evaluations)
+    evaluations = -(-needed // per_eval)
+    return LoopSizes(
+        num_updates=per_eval * evaluations,
+        updates_per_eval=per_eval,
+        num_evaluations=evaluations,
+        total_steps=per_eval * evaluations * steps_per_update,
+    )
+
+
+def budget_note(config: RunConfig, derived: Any) -> str:
+    """One line on the step budget, e.g. `total steps: requested 600,000 -> training 622,592
+    (19 evaluations x 4 updates x 64 envs x 128 steps)`, naming any change from the request."""
+    rollout = getattr(config, "rollout_length", derived.steps_per_update // config.num_envs)
+    shape = (
+        f"{derived.num_evaluations} evaluations x {derived.updates_per_eval} updates x "
+        f"{config.num_envs} envs x {rollout} steps"
+    )
+    if derived.total_steps == config.total_steps:
+        text = f"total steps: {derived.total_steps:,} ({shape})"
+    else:
+        text = (
+            f"total steps: requested {config.total_steps:,} -> training "
+            f"{derived.total_steps:,} ({shape}; rounded up to whole updates and equal "
+            "evaluation intervals)"
+        )
+    if derived.num_evaluations != config.num_evaluations:
+        text += f"; {derived.num_evaluations} evaluations instead of {config.num_evaluations}"
+    return text
+
+
 # ---------------------------------------------------------------------------------------------
 # Environments
 # ---------------------------------------------------------------------------------------------
@@ -549,7 +621,8 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Trains `learner.config.num_seeds` seeds together and writes everything under `out_dir`.
 
-    Files: `config.json` (resolved config and derived values), `metrics.json` (marl-eval
+    Files: `config.json` (resolved config, derived values, and the budget as
+    `total_steps_requested` and `total_steps` trained, see `loop_sizes`), `metrics.json` (marl-eval
     layout, one run `seed_<k>` per seed, per-episode values at every evaluation plus the
     absolute metric), `checkpoints/<interval>/` (orbax, full state, latest
     `checkpoint_keep`), `best/<interval>/` (best-by-mean-return policy parameters),
@@ -581,10 +654,16 @@ def run_experiment(
     os.makedirs(out, exist_ok=True)
     progress = Progress(d.total_steps, cfg.num_seeds, enabled=verbose)
     mesh = make_mesh(d.num_devices)
+    progress.message(
+        f"{cfg.algorithm} on {cfg.env_id}: {cfg.num_seeds} seed(s), {d.num_devices} device(s); "
+        + budget_note(cfg, d)
+    )
     save_config(
         cfg,
         os.path.join(out, "config.json"),
         extra={
+            "total_steps_requested": cfg.total_steps,
+            "total_steps": d.total_steps,
             "derived": dataclasses.asdict(d),
             "devices": [str(dev) for dev in mesh.devices.flat],
             "jax_version": jax.__version__,
@@ -614,9 +693,6 @@ def run_experiment(
         start = int(meta["interval"])
         best_mean = float(meta.get("best_mean_return", -np.inf))
         progress.message(f"resumed from {ckpt.directory}/{start} ({meta['steps']:,} steps)")
-    if state is None:
-        state = init(keys)
-
     family = getattr(learner.env, "name", "env")
     runs = [f"seed_{cfg.seed + i}" for i in range(cfg.num_seeds)]
     metrics_path = os.path.join(out, "metrics.json")
@@ -641,14 +717,15 @@ def run_experiment(
         loggers = []
     tb = TensorBoardWriter(os.path.join(out, "tensorboard")) if cfg.tensorboard else None
 
+    progress.message(
+        "compiling the training step (once per run; a minute or more on a few CPU cores)..."
+    )
     t0 = time.perf_counter()
+    if state is None:
+        state = init(keys)
     compiled = learn.lower(state).compile()
     compile_seconds = time.perf_counter() - t0
-    progress.message(
-        f"{cfg.algorithm} on {cfg.env_id}: {cfg.num_seeds} seed(s), {d.num_devices} device(s), "
-        f"{d.num_evaluations} x {d.updates_per_eval} updates of {d.steps_per_update} steps; "
-        f"compiled in {compile_seconds:.1f}s"
-    )
+    progress.message(f"compiled in {compile_seconds:.1f} s")
     sps_values = []
     last_eval = None
     interval = start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -56,9 +57,53 @@ def make(id: str, **overrides: Any) -> Environment:
         >>> env = jaxmarl_envs.make("rware-tiny-4ag", time_limit=100)
     """
     entry = spec(id)
+    _check_overrides(entry, overrides)
     return entry.entry_point(**{**entry.kwargs, **overrides})
+
+
+def parameters(id: str) -> list[str] | None:
+    """The keyword arguments `make(id, ...)` accepts (the constructor's named parameters), or
+    None when the constructor also takes arbitrary keywords (`**kwargs`) and checks them."""
+    try:
+        signature = inspect.signature(spec(id).entry_point)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return None
+    named = []
+    for name, param in signature.parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            named.append(name)
+    return named
+
+
+def _check_overrides(entry: EnvSpec, overrides: dict[str, Any]) -> None:
+    """ValueError naming unknown keywords and listing the accepted ones (before construction,
+    instead of the constructor's bare TypeError)."""
+    accepted = parameters(entry.id)
+    if accepted is None:
+        return
+    unknown = [name for name in overrides if name not in accepted]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{close[0]!r} for {name!r}")
+    hint = f" Did you mean {', '.join(hints)}?" if hints else ""
+    owner = getattr(entry.entry_point, "__name__", "the environment")
+    raise ValueError(
+        f"make('{entry.id}'): unknown keyword argument(s) {', '.join(map(repr, unknown))}.{hint} "
+        f"{owner} accepts: {', '.join(accepted)}."
+    )
 
 
 def list_envs(family: str | None = None) -> list[str]:
     """All registered ids (optionally of one family), sorted."""
     return sorted(k for k, v in _REGISTRY.items() if family is None or v.family == family)
+
+
+def families() -> list[str]:
+    """The families with registered ids (e.g. `lbf`, `rware`), sorted."""
+    return sorted({entry.family for entry in _REGISTRY.values()})

@@ -159,16 +159,77 @@ def test_cli_with_reference_scores_and_errors(tmp_path, capsys):
     assert plot_cli.run(_parse([*argv, "--normalise", "none"])) == 0
     assert "optimality gap skipped" in capsys.readouterr().out
     assert "optimality_gap" not in load_json(out / "statistics.json")["aggregate"]["ippo"]
-    assert plot_cli.run(_parse([*argv[:3], "nope", *argv[4:]])) == 1
+    # Bad input is a usage error: exit status 2 (as every `jaxmarl` sub-command).
+    assert plot_cli.run(_parse([*argv[:3], "nope", *argv[4:]])) == 2
     assert "metric 'nope'" in capsys.readouterr().err
-    assert plot_cli.run(_parse(["plot", str(tmp_path / "missing.json"), "--metric", "r"])) == 1
+    assert plot_cli.run(_parse(["plot", str(tmp_path / "missing.json"), "--metric", "r"])) == 2
     assert "no such results file" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"e": {"t": {"a": {"s": {"step_0": {"r": [1.0]}}}}}}))
-    assert plot_cli.run(_parse(["plot", str(bad), "--metric", "r"])) == 1
+    assert plot_cli.run(_parse(["plot", str(bad), "--metric", "r"])) == 2
     assert "step 'step_0': missing 'step_count'" in capsys.readouterr().err
     assert load_results(FIXTURE)  # inputs untouched
 
 
 def load_json(path):
     return json.loads(Path(path).read_text())
+
+
+def test_one_seed_draws_points_only_and_tables_say_so(tmp_path, capsys, monkeypatch):
+    """With one run per (algorithm, task) there is no interval: no zero-width "CI" bars, no
+    NaN in the tables, null in the JSON, and every output says why."""
+    path = tmp_path / "metrics.json"
+    rng = np.random.default_rng(2)
+    for algorithm in ("ippo", "mappo"):
+        for task in ("tiny", "small"):
+            logger = JsonLogger(path, "rware", task, algorithm, seed=0)
+            for k in range(3):
+                logger.log_step(1000 * (k + 1), {"return": rng.normal(k, 1.0, size=4)})
+            logger.log_absolute({"return": rng.normal(3.0, 1.0, size=20)})
+    drawn = []
+    save = plots._save
+
+    def record(fig, paths):
+        ax = fig.axes[0]
+        drawn.append(
+            {
+                "name": Path(paths[0]).stem,
+                "bars": len(ax.patches),
+                "xlabel": (fig._supxlabel.get_text() if fig._supxlabel else ax.get_xlabel()),
+                "legend": [t.get_text() for t in ax.get_legend().get_texts()]
+                if ax.get_legend()
+                else [],
+            }
+        )
+        return save(fig, paths)
+
+    monkeypatch.setattr(plots, "_save", record)
+    out = tmp_path / "figures"
+    argv = ["plot", str(path), "--metric", "return", "--out", str(out), "--reps", "200"]
+    assert plot_cli.run(_parse([*argv, "--formats", "png"])) == 0
+    assert "one seed per task for ippo, mappo" in capsys.readouterr().out
+    figures = {d["name"]: d for d in drawn}
+    aggregate = figures["aggregate_scores"]
+    assert aggregate["bars"] == 0  # points only: no zero-width "95% CI" bars
+    assert aggregate["xlabel"].endswith("(point estimates; one seed: no confidence interval)")
+    assert figures["probability_of_improvement"]["bars"] == 0
+    assert "one seed" in figures["probability_of_improvement"]["xlabel"]
+    for name in ("sample_efficiency", "performance_profile", "rware__tiny"):
+        assert figures[name]["legend"] == [
+            "ippo (one seed: no confidence interval)",
+            "mappo (one seed: no confidence interval)",
+        ], name
+    # Tables: empty CSV bounds, "n/a: 1 seed" in LaTeX, no "nan" anywhere; JSON null.
+    for name in ("aggregate_scores", "per_task_scores", "probability_of_improvement"):
+        text = (out / f"{name}.csv").read_text() + (out / f"{name}.tex").read_text()
+        assert "nan" not in text.lower(), name
+        assert "[n/a: 1 seed]" in (out / f"{name}.tex").read_text(), name
+    rows = list(csv.DictReader(open(out / "aggregate_scores.csv")))
+    assert rows[0]["iqm_lower"] == rows[0]["iqm_upper"] == "" and float(rows[0]["iqm"]) > -10
+    caption = (out / "aggregate_scores.tex").read_text()
+    assert "point estimates over 2 task(s). One seed per task: no confidence interval." in caption
+    summary = load_json(out / "statistics.json")
+    for interval in summary["aggregate"]["ippo"].values():
+        assert interval["lower"] is None and interval["upper"] is None
+        assert interval["point"] is not None
+    assert summary["probability_of_improvement"][0]["lower"] is None

@@ -3,6 +3,8 @@
 import copy
 import json
 import multiprocessing
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,31 @@ def test_concurrent_loggers_keep_every_run(tmp_path):
     runs = load_results(path)[ENV][TASK]["ippo"]
     assert sorted(runs) == ["seed_0", "seed_1", "seed_2", "seed_3"]
     assert [runs[f"seed_{s}"]["absolute_metrics"]["return"][0] for s in range(4)] == [3, 4, 5, 6]
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json"]  # no lock or temporary file left
+
+
+def test_lock_file_removed_and_writers_still_exclusive(tmp_path):
+    # Each writer unlinks the lock file it holds before releasing it; writers waiting on the
+    # unlinked file must retry on the new one, or two would read-modify-write at once and one
+    # run's steps would be lost. Threads take the lock through separate file descriptions.
+    path = tmp_path / "metrics.json"
+    steps = 15
+
+    def write(seed):
+        logger = JsonLogger(path, ENV, TASK, "ippo", seed=seed)
+        for k in range(steps):
+            logger.log_step(k + 1, {"return": [float(seed)]})
+        logger.log_absolute({"return": [float(seed)]})
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    runs = load_results(path)[ENV][TASK]["ippo"]
+    assert sorted(runs) == [f"seed_{s}" for s in range(6)]
+    assert all(len([k for k in run if k.startswith("step_")]) == steps for run in runs.values())
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json"]
 
 
 def test_logger_if_exists_modes(tmp_path):

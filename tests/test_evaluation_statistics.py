@@ -324,8 +324,6 @@ def test_bad_arguments_raise_value_error():
         st.aggregate_metrics({"a": np.array([[np.nan, 1.0]])})
     with pytest.raises(ValueError, match="tasks"):
         st.aggregate_metrics({"a": good, "b": np.ones((3, 3))})
-    with pytest.raises(ValueError, match="at least 2 runs"):
-        st.aggregate_metrics({"a": np.ones((1, 3))}, method="bca")
     with pytest.raises(ValueError, match="seed"):
         st.aggregate_metrics({"a": good}, seed=-1)
 
@@ -336,3 +334,15 @@ def test_fifty_thousand_replicates_are_vectorised():
     result = st.aggregate_metrics(scores, reps=50_000)
     assert set(result) == {"a", "b", "c"}
     assert all(iv.lower < iv.point < iv.upper for r in result.values() for iv in r.values())
+
+
+def test_one_run_has_no_bootstrap_interval():
+    one = np.array([[0.2, 0.4, 0.9]])
+    for method in ("percentile", "bca"):
+        result = st.aggregate_metrics({"a": one}, reps=200, method=method)["a"]
+        assert abs(result["mean"].point - 0.5) < 1e-12
+        assert all(np.isnan(iv.lower) and np.isnan(iv.upper) for iv in result.values())
+    poi = st.probability_of_improvement_interval(one, np.array([[0.1, 0.5, 0.8], [0.3] * 3]))
+    assert abs(poi.point - 2 / 3) < 1e-12 and np.isnan(poi.lower) and np.isnan(poi.upper)
+    point, lower, upper = st.sample_efficiency_curves({"a": one[..., None]}, reps=200)["a"]
+    assert point.shape == (1,) and np.all(np.isnan(lower)) and np.all(np.isnan(upper))

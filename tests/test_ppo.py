@@ -109,8 +109,9 @@ def test_derive_sizes():
         ),
         num_devices=1,
     )
-    assert d.steps_per_update == 128 and d.num_updates == 78 - 78 % 3
-    assert d.updates_per_eval == 26 and d.total_steps == 26 * 3 * 128
+    # 10,000 steps need ceil(10000 / 128) = 79 updates: 3 intervals of ceil(79 / 3) = 27.
+    assert d.steps_per_update == 128 and d.num_updates == 81 and d.num_evaluations == 3
+    assert d.updates_per_eval == 27 and d.total_steps == 81 * 128 >= 10_000
     assert d.minibatch_size == 64
     r = ppo.derive(ppo.make_config("rec_ippo", num_envs=8, num_minibatches=4), 1)
     assert r.minibatch_size == 2

@@ -169,8 +169,9 @@ def test_make_config_presets():
 def test_derive_sizes():
     cfg = ql.make_config("iql", total_steps=10_000, num_envs=8, rollout_length=4, num_evaluations=3)
     d = ql.derive(dataclasses.replace(cfg, buffer_size=1000), num_devices=1)
-    assert d.steps_per_update == 32 and d.num_updates == 312 - 312 % 3
-    assert d.updates_per_eval == 104 and d.total_steps == 104 * 3 * 32
+    # 10,000 steps need ceil(10000 / 32) = 313 updates: 3 intervals of ceil(313 / 3) = 105.
+    assert d.steps_per_update == 32 and d.num_updates == 315 and d.num_evaluations == 3
+    assert d.updates_per_eval == 105 and d.total_steps == 315 * 32 >= 10_000
     assert d.buffer_time == 125 and d.num_devices == 1
 
 

@@ -444,8 +444,9 @@ def test_derive_sizes():
         ),
         num_devices=1,
     )
-    assert d.steps_per_update == 32 and d.num_updates == 312 - 312 % 3
-    assert d.updates_per_eval == 104 and d.total_steps == 312 * 32
+    # 10,000 steps need ceil(10000 / 32) = 313 updates: 3 intervals of ceil(313 / 3) = 105.
+    assert d.steps_per_update == 32 and d.num_updates == 315 and d.num_evaluations == 3
+    assert d.updates_per_eval == 105 and d.total_steps == 315 * 32 >= 10_000
     assert d.explore_updates == 4  # ceil(100 / 32)
 
 

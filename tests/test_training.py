@@ -19,7 +19,7 @@ from jaxmarl_envs.algorithms.evaluation.results import load_results
 
 TINY = dict(
     env_id="toy-5",
-    total_steps=4 * 2 * 16 * 8,
+    total_steps=4 * 2 * 16 * 8 - 100,  # 924: rounded up to 4 intervals x 2 updates x 128 steps
     num_envs=8,
     rollout_length=16,
     num_evaluations=4,
@@ -55,6 +55,9 @@ def test_run_writes_results_and_checkpoints(full_run):
     assert len(runs["seed_1"]["absolute_metrics"]["episode_return"]) == 80
     cfg = json.load(open(os.path.join(out, "config.json")))
     assert cfg["config"]["num_envs"] == 8 and cfg["derived"]["updates_per_eval"] == 2
+    # The requested budget and the (larger) one trained are both recorded.
+    assert cfg["total_steps_requested"] == cfg["config"]["total_steps"] == 924
+    assert cfg["total_steps"] == summary["total_steps_per_seed"] == 1024
     assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["3", "4"]
     assert len(os.listdir(os.path.join(out, "best"))) == 1
 
@@ -75,11 +78,17 @@ def test_seed_keys_do_not_depend_on_batch(learner, full_run):
     assert state.update_step.shape == (2,)
 
 
-def test_resume_equals_uninterrupted(learner, full_run, tmp_path):
+def test_resume_equals_uninterrupted(learner, full_run, tmp_path, capsys):
     _, summary = full_run
     out = str(tmp_path / "resumed")
-    first = training.run_experiment(learner, out, stop_after=2, verbose=False)
+    first = training.run_experiment(learner, out, stop_after=2, verbose=True)
     assert not first["finished"]
+    lines = capsys.readouterr().out.splitlines()
+    # The header states the budget once; a line announces the compile, the next its duration.
+    assert sum("total steps:" in line for line in lines) == 1
+    assert "total steps: requested 924 -> training 1,024 (4 evaluations x 2 updates" in lines[0]
+    assert lines[1].startswith("compiling the training step")
+    assert lines[2].startswith("compiled in ") and lines[2].endswith(" s")
     partial = load_results(os.path.join(out, "metrics.json"), False)
     assert len(partial["toy"]["toy-5"]["ippo"]["seed_0"]) == 2 + 1  # 2 steps + absolute
     second = training.run_experiment(learner, out, resume=True, verbose=False)
@@ -115,6 +124,37 @@ _MULTI_DEVICE = textwrap.dedent(
     assert max(diffs) < 1e-4, max(diffs)
     """
 )
+
+
+@pytest.mark.parametrize(
+    "total, per_update, evaluations, expected",
+    [
+        # README: 6e5 steps, 64 envs x 128: 74 updates needed -> 19 intervals of 4.
+        (600_000, 8192, 20, (76, 4, 19, 622_592)),
+        (100_000, 2048, 20, (51, 3, 17, 104_448)),  # 16 envs x 128: 49 needed
+        (1024, 128, 4, (8, 2, 4, 1024)),  # exact budgets are kept
+        (1, 128, 1, (1, 1, 1, 128)),
+    ],
+)
+def test_loop_sizes_train_at_least_the_budget(total, per_update, evaluations, expected):
+    sizes = training.loop_sizes(total, per_update, evaluations)
+    assert (sizes.num_updates, sizes.updates_per_eval, sizes.num_evaluations) == expected[:3]
+    assert sizes.total_steps == expected[3] >= total
+
+
+def test_loop_sizes_overshoot_less_than_one_interval():
+    for total in range(1000, 60_000, 997):
+        for per_update in (32, 128, 2048):
+            for evaluations in (1, 3, 20):
+                if -(-total // per_update) < evaluations:
+                    with pytest.raises(ValueError, match="fewer than num_evaluations"):
+                        training.loop_sizes(total, per_update, evaluations)
+                    continue
+                s = training.loop_sizes(total, per_update, evaluations)
+                assert s.num_updates == s.updates_per_eval * s.num_evaluations
+                assert s.total_steps == s.num_updates * per_update
+                assert 0 <= s.total_steps - total < s.updates_per_eval * per_update
+                assert 1 <= s.num_evaluations <= evaluations
 
 
 def test_multi_device_equals_single_device(tmp_path):

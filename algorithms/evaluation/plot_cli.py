@@ -142,6 +142,17 @@ def _produce(args: argparse.Namespace) -> list[Path]:
     def figure(name: str) -> list[Path]:
         return [out / f"{name}.{fmt}" for fmt in formats]
 
+    # One run per task: the bootstrap cannot vary, so there is no interval (NaN bounds).
+    single = [alg for alg, m in matrices.scores.items() if m.shape[0] == 1]
+    no_ci = {"no_interval_note": "one seed: no confidence interval"} if single else {}
+    missing = {"missing": "n/a: 1 seed"} if single else {}
+    one_seed_caption = " One seed per task: no confidence interval." if single else ""
+    if single:
+        notes.append(
+            f"one seed per task for {', '.join(single)}: point estimates only, "
+            "no confidence intervals"
+        )
+
     # Aggregate metrics. The optimality gap (gamma = 1) needs scores on a [0, 1] scale.
     metrics = list(statistics.AGGREGATE_METRICS)
     pooled = np.concatenate([m.ravel() for m in matrices.scores.values()])
@@ -150,20 +161,30 @@ def _produce(args: argparse.Namespace) -> list[Path]:
         notes.append("optimality gap skipped: scores are not normalised to [0, 1]")
     aggregate = statistics.aggregate_metrics(matrices.scores, metrics, reps=agg_reps, **common)
     written += plots.plot_aggregate_intervals(
-        aggregate, figure("aggregate_scores"), xlabel=score_label, confidence=args.confidence
+        aggregate,
+        figure("aggregate_scores"),
+        xlabel=score_label,
+        confidence=args.confidence,
+        **no_ci,
     )
     written += tables.write_aggregate_tables(
         aggregate,
         out / "aggregate_scores.csv",
         out / "aggregate_scores.tex",
-        caption=f"{score_label}: point estimates and {args.confidence:.0%} stratified bootstrap "
-        f"confidence intervals over {len(matrices.tasks)} task(s).",
+        caption=(
+            f"{score_label}: point estimates over {len(matrices.tasks)} task(s)."
+            if len(single) == len(matrices.scores)
+            else f"{score_label}: point estimates and {args.confidence:.0%} stratified "
+            f"bootstrap confidence intervals over {len(matrices.tasks)} task(s)."
+        )
+        + one_seed_caption,
+        **missing,
     )
 
     # Performance profiles.
     taus, profiles = statistics.performance_profile(matrices.scores, reps=other_reps, **common)
     written += plots.plot_performance_profiles(
-        taus, profiles, figure("performance_profile"), xlabel=rf"{score_label} ($\tau$)"
+        taus, profiles, figure("performance_profile"), xlabel=rf"{score_label} ($\tau$)", **no_ci
     )
 
     # Probability of improvement.
@@ -173,10 +194,13 @@ def _produce(args: argparse.Namespace) -> list[Path]:
             matrices.scores, reps=other_reps, **common
         )
         written += plots.plot_probability_of_improvement(
-            poi, figure("probability_of_improvement"), confidence=args.confidence
+            poi, figure("probability_of_improvement"), confidence=args.confidence, **no_ci
         )
         written += tables.write_poi_tables(
-            poi, out / "probability_of_improvement.csv", out / "probability_of_improvement.tex"
+            poi,
+            out / "probability_of_improvement.csv",
+            out / "probability_of_improvement.tex",
+            **missing,
         )
     else:
         notes.append("probability of improvement skipped: only one algorithm")
@@ -191,7 +215,11 @@ def _produce(args: argparse.Namespace) -> list[Path]:
             curves.values, "iqm", reps=other_reps, **common
         )
         written += plots.plot_curves(
-            curves.step_counts, efficiency, figure("sample_efficiency"), f"IQM {score_label}"
+            curves.step_counts,
+            efficiency,
+            figure("sample_efficiency"),
+            f"IQM {score_label}",
+            **no_ci,
         )
     except ValueError as e:
         notes.append(f"sample-efficiency curves skipped: {e}")
@@ -215,6 +243,7 @@ def _produce(args: argparse.Namespace) -> list[Path]:
             figure(f"single_task/{_slug(key[0])}__{_slug(key[1])}"),
             args.metric,
             title=label,
+            **no_ci,
         )
     raw = score_matrices(data, args.metric, None, source=args.source, tasks=matrices.tasks)
     for algorithm, matrix in raw.scores.items():
@@ -232,7 +261,8 @@ def _produce(args: argparse.Namespace) -> list[Path]:
             out / "per_task_scores.tex",
             row_label="Task",
             caption=f"{args.metric} per task: mean over runs with {args.confidence:.0%} "
-            "Student-t confidence intervals.",
+            f"Student-t confidence intervals.{one_seed_caption}",
+            **missing,
         ),
     ]
 
@@ -279,10 +309,15 @@ def _produce(args: argparse.Namespace) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``jaxmarl plot``; returns the exit status (0 on success, 1 on bad input)."""
+    """Runs ``jaxmarl plot``; returns the exit status: 0 on success, 2 on bad input (a usage
+    error: missing or invalid results file, unknown metric, bad option value), 1 when writing
+    fails."""
     try:
         written = _produce(args)
-    except (ValueError, OSError) as e:
+    except ValueError as e:
+        print(f"jaxmarl plot: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
         print(f"jaxmarl plot: error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} files to {Path(args.out).resolve()}:")
@@ -293,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry: ``python -m jaxmarl_envs.algorithms.evaluation.plot_cli plot ...``."""
-    parser = argparse.ArgumentParser(prog="jaxmarl")
+    parser = argparse.ArgumentParser(prog="jaxmarl", allow_abbrev=False)
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_subparser(subparsers)
     args = parser.parse_args(argv)

@@ -65,13 +65,19 @@ def plot_aggregate_intervals(
     metrics: Sequence[str] | None = None,
     xlabel: str = "Normalised score",
     confidence: float = 0.95,
+    no_interval_note: str = "no confidence interval",
 ) -> list[Path]:
     """One panel per aggregate metric: each algorithm's CI as a bar, its point estimate as a tick.
+
+    An interval with NaN bounds (e.g. one run per task) is drawn as its point only, and the axis
+    label says so with `no_interval_note`.
 
     Args:
         results: algorithm -> metric -> Interval (from ``aggregate_metrics``).
         path: output file(s); the format follows the suffix (.png, .pdf, .svg).
         metrics: which metrics to draw (default: all in the first algorithm).
+        no_interval_note: why some intervals are missing, e.g. "one seed: no confidence
+            interval".
 
     Returns:
         The files written.
@@ -89,11 +95,12 @@ def plot_aggregate_intervals(
         squeeze=False,
         layout="constrained",
     )
+    missing: list[str] = []
     for ax, metric in zip(axes[0], metrics, strict=True):
         for row, algorithm in enumerate(algorithms):
             interval = results[algorithm][metric]
             lower, upper = interval.lower, interval.upper
-            if np.isfinite(lower) and np.isfinite(upper):
+            if _has_interval(interval):
                 ax.barh(
                     row,
                     upper - lower,
@@ -102,14 +109,33 @@ def plot_aggregate_intervals(
                     color=colours[algorithm],
                     alpha=0.75,
                 )
+            else:
+                ax.plot([interval.point], [row], "o", color=colours[algorithm], markersize=7)
+                if algorithm not in missing:
+                    missing.append(algorithm)
             ax.vlines(interval.point, row - 0.3, row + 0.3, color="black", linewidth=1.5)
         ax.set_yticks(range(len(algorithms)))
         ax.set_yticklabels(algorithms if ax is axes[0][0] else [])
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.grid(axis="x", alpha=0.3)
         ax.invert_yaxis()
-    fig.supxlabel(f"{xlabel} ({confidence:.0%} CI)")
+    fig.supxlabel(_interval_label(xlabel, confidence, algorithms, missing, no_interval_note))
     return _save(fig, _as_paths(path))
+
+
+def _has_interval(interval: Interval) -> bool:
+    return bool(np.isfinite(interval.lower) and np.isfinite(interval.upper))
+
+
+def _interval_label(
+    text: str, confidence: float, names: Sequence[str], missing: Sequence[str], note: str
+) -> str:
+    """`text (95% CI)`, or which entries are points only and why."""
+    if not missing:
+        return f"{text} ({confidence:.0%} CI)"
+    if len(missing) == len(names):
+        return f"{text} (point estimates; {note})"
+    return f"{text} ({confidence:.0%} CI; {', '.join(missing)}: {note})"
 
 
 def plot_performance_profiles(
@@ -117,14 +143,15 @@ def plot_performance_profiles(
     profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     path: str | os.PathLike | Sequence[str | os.PathLike],
     xlabel: str = r"Normalised score ($\tau$)",
+    no_interval_note: str = "no confidence interval",
 ) -> list[Path]:
-    """Fraction of runs with score > tau, one line per algorithm with its CI band."""
+    """Fraction of runs with score > tau, one line per algorithm with its CI band (none where
+    the bounds are NaN; the legend then adds `no_interval_note`)."""
     plt = _pyplot()
     colours = _colours(list(profiles))
     fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
     for name, (point, lower, upper) in profiles.items():
-        ax.plot(taus, point, color=colours[name], label=name, linewidth=2)
-        ax.fill_between(taus, lower, upper, color=colours[name], alpha=0.2)
+        _line_with_band(ax, taus, point, lower, upper, colours[name], name, no_interval_note)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(r"Fraction of runs with score $> \tau$")
     ax.set_ylim(-0.02, 1.02)
@@ -137,23 +164,31 @@ def plot_probability_of_improvement(
     pairs: Mapping[tuple[str, str], Interval],
     path: str | os.PathLike | Sequence[str | os.PathLike],
     confidence: float = 0.95,
+    no_interval_note: str = "no confidence interval",
 ) -> list[Path]:
-    """P(X > Y) per pair as an interval bar with its point estimate; 0.5 marked."""
+    """P(X > Y) per pair as an interval bar with its point estimate; 0.5 marked. A pair with
+    NaN bounds is drawn as its point only (the axis label says why: `no_interval_note`)."""
     plt = _pyplot()
     if not pairs:
         raise ValueError("no pairs to plot")
     labels = [f"P({x} > {y})" for x, y in pairs]
     fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(pairs) + 1.2), layout="constrained")
-    for row, interval in enumerate(pairs.values()):
-        if np.isfinite(interval.lower) and np.isfinite(interval.upper):
+    missing = []
+    for row, (label, interval) in enumerate(zip(labels, pairs.values(), strict=True)):
+        if _has_interval(interval):
             ax.barh(row, interval.width, left=interval.lower, height=0.6, alpha=0.75)
+        else:
+            ax.plot([interval.point], [row], "o", color="tab:blue", markersize=7)
+            missing.append(label)
         ax.vlines(interval.point, row - 0.3, row + 0.3, color="black", linewidth=1.5)
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(pairs)))
     ax.set_yticklabels(labels)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel(f"Probability of improvement ({confidence:.0%} CI)")
+    ax.set_xlabel(
+        _interval_label("Probability of improvement", confidence, labels, missing, no_interval_note)
+    )
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, _as_paths(path))
 
@@ -165,22 +200,21 @@ def plot_curves(
     ylabel: str,
     title: str | None = None,
     xlabel: str = "Environment steps",
+    no_interval_note: str = "no confidence interval",
 ) -> list[Path]:
     """Curves with CI bands (sample-efficiency or single-task curves).
 
     Args:
         step_counts: algorithm -> (S,) x values.
-        curves: algorithm -> (point (S,), lower (S,), upper (S,)); NaN bounds draw no band.
+        curves: algorithm -> (point (S,), lower (S,), upper (S,)); NaN bounds draw no band,
+            and a curve without any band gets `no_interval_note` in its legend entry.
     """
     plt = _pyplot()
     colours = _colours(list(curves))
     fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
     for name, (point, lower, upper) in curves.items():
         x = step_counts[name]
-        ax.plot(x, point, color=colours[name], label=name, linewidth=2)
-        band = np.isfinite(lower) & np.isfinite(upper)
-        if band.any():
-            ax.fill_between(x, lower, upper, where=band, color=colours[name], alpha=0.2)
+        _line_with_band(ax, x, point, lower, upper, colours[name], name, no_interval_note)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -188,3 +222,12 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, _as_paths(path))
+
+
+def _line_with_band(ax, x, point, lower, upper, colour, name: str, note: str) -> None:
+    """A line with its CI band where the bounds are finite; the legend names a missing band."""
+    band = np.isfinite(lower) & np.isfinite(upper)
+    label = name if band.any() else f"{name} ({note})"
+    ax.plot(x, point, color=colour, label=label, linewidth=2)
+    if band.any():
+        ax.fill_between(x, lower, upper, where=band, color=colour, alpha=0.2)

@@ -270,19 +270,45 @@ def _atomic_write_json(data: Any, path: Path) -> None:
 
 @contextmanager
 def _file_lock(path: Path):
-    """An advisory inter-process lock on ``<path>.lock`` (no-op where fcntl is missing)."""
+    """An advisory inter-process lock on ``<path>.lock``, removed on release (no-op where fcntl
+    is missing).
+
+    The holder unlinks the lock file before unlocking, so no empty file is left behind. A
+    waiter that then gets the lock on the unlinked file sees that the path no longer names the
+    file it locked and tries again on a fresh one, so only one process at a time holds the
+    lock on the file the path names.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    lock_path = path.with_name(path.name + ".lock")
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the previous holder removed this file: lock the one the path names now
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock_path)
+        except FileNotFoundError:  # pragma: no cover - removed by hand
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _read_json(path: Path) -> Any:

@@ -402,12 +402,15 @@ def bootstrap_interval(
         seed: int seed or numpy Generator.
 
     Returns:
-        (point, lower, upper), each of the statistic's output shape.
+        (point, lower, upper), each of the statistic's output shape; the bounds are NaN with a
+        single run per task (resampling one run cannot vary, so there is no interval).
     """
     _check_reps(reps, confidence, method)
     scores = _canonical_order(_check_scores(scores))
     rng = make_rng(seed)
     point = np.asarray(statistic(scores[None])[0], dtype=np.float64)
+    if scores.shape[-2] == 1:
+        return point, np.full(point.shape, np.nan), np.full(point.shape, np.nan)
     boots = _bootstrap_distribution(scores, statistic, reps, rng)
     lower, upper = _interval_bounds(
         point, boots, confidence, method, lambda: (_jackknife(statistic, scores),)
@@ -461,7 +464,7 @@ def aggregate_metrics(
         gamma: optimality-gap threshold.
 
     Returns:
-        algorithm -> metric -> Interval.
+        algorithm -> metric -> Interval (NaN bounds for an algorithm with one run per task).
     """
     scores = _check_score_dict(scores)
     if not metrics:
@@ -570,7 +573,7 @@ def probability_of_improvement_interval(
         scores_y: (Ry, T) scores of Y.
 
     Returns:
-        Interval of P(X > Y).
+        Interval of P(X > Y); NaN bounds when X or Y has a single run per task (no interval).
     """
     _check_reps(reps, confidence, method)
     x = _canonical_order(_check_scores(scores_x, "scores_x"))
@@ -579,6 +582,8 @@ def probability_of_improvement_interval(
         raise ValueError(f"P(X > Y): task counts differ ({x.shape[1]} vs {y.shape[1]})")
     rng = make_rng(seed)
     point = np.asarray(probability_of_improvement(x, y))
+    if min(x.shape[0], y.shape[0]) == 1:
+        return Interval(float(point), float("nan"), float("nan"))
     boots = []
     for size in _chunks(reps, x.shape[0] * y.shape[0] * x.shape[1]):
         bx = _resample(x, _draw_indices(rng, size, *x.shape))

@@ -34,8 +34,16 @@ def _fmt(value: float, precision: int) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.{precision}f}"
 
 
-def format_interval(interval: Interval, precision: int = 3) -> str:
-    """``point [lower, upper]``."""
+def _bound(value: float) -> str:
+    """A CSV bound: ``repr`` of a finite value, empty when there is no interval."""
+    return repr(value) if math.isfinite(value) else ""
+
+
+def format_interval(interval: Interval, precision: int = 3, missing: str = "n/a") -> str:
+    """``point [lower, upper]``, or ``point [missing]`` when the bounds are NaN (no interval,
+    e.g. one run per task: pass ``missing="n/a: 1 seed"``)."""
+    if not (math.isfinite(interval.lower) and math.isfinite(interval.upper)):
+        return f"{_fmt(interval.point, precision)} [{missing}]"
     lower, upper = _fmt(interval.lower, precision), _fmt(interval.upper, precision)
     return f"{_fmt(interval.point, precision)} [{lower}, {upper}]"
 
@@ -52,7 +60,8 @@ def write_interval_csv(
     row_label: str = "algorithm",
     columns: Sequence[str] | None = None,
 ) -> Path:
-    """CSV with one row per key and ``<column>``, ``<column>_lower``, ``<column>_upper`` fields.
+    """CSV with one row per key and ``<column>``, ``<column>_lower``, ``<column>_upper`` fields
+    (bounds left empty where there is no interval).
 
     Args:
         rows: row name -> column name -> Interval (e.g. ``aggregate_metrics`` output).
@@ -74,7 +83,7 @@ def write_interval_csv(
             record = [name]
             for column in columns:
                 interval = cells[column]
-                record += [repr(interval.point), repr(interval.lower), repr(interval.upper)]
+                record += [repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
             writer.writerow(record)
     return path
 
@@ -88,8 +97,10 @@ def write_interval_latex(
     caption: str | None = None,
     label: str | None = None,
     escape_rows: bool = True,
+    missing: str = "n/a",
 ) -> Path:
-    """A booktabs LaTeX table with cells ``point [lower, upper]``.
+    """A booktabs LaTeX table with cells ``point [lower, upper]`` (``point [missing]`` where the
+    bounds are NaN).
 
     Args:
         rows: row name -> column name -> Interval.
@@ -101,6 +112,7 @@ def write_interval_latex(
         label: optional ``\\label`` key.
         escape_rows: escape LaTeX special characters in row names (False for names that are
             already LaTeX).
+        missing: the text for a missing interval (escaped).
     """
     if not rows:
         raise ValueError("empty table")
@@ -115,7 +127,7 @@ def write_interval_latex(
         r"\midrule",
     ]
     for name, cells in rows.items():
-        values = [format_interval(cells[c], precision) for c in columns]
+        values = [format_interval(cells[c], precision, latex_escape(missing)) for c in columns]
         row_name = latex_escape(name) if escape_rows else name
         lines.append(" & ".join([row_name, *values]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
@@ -135,11 +147,14 @@ def write_aggregate_tables(
     latex_path: str | os.PathLike,
     caption: str | None = None,
     precision: int = 3,
+    missing: str = "n/a",
 ) -> list[Path]:
     """Aggregate metrics (algorithm -> metric -> Interval) as CSV and LaTeX."""
     return [
         write_interval_csv(results, csv_path),
-        write_interval_latex(results, latex_path, caption=caption, precision=precision),
+        write_interval_latex(
+            results, latex_path, caption=caption, precision=precision, missing=missing
+        ),
     ]
 
 
@@ -149,6 +164,7 @@ def write_poi_tables(
     latex_path: str | os.PathLike,
     caption: str | None = None,
     precision: int = 3,
+    missing: str = "n/a",
 ) -> list[Path]:
     """P(X > Y) per pair as CSV (columns x, y, probability, lower, upper) and LaTeX."""
     if not pairs:
@@ -159,7 +175,7 @@ def write_poi_tables(
         writer.writerow(["x", "y", "probability", "probability_lower", "probability_upper"])
         for (x, y), interval in pairs.items():
             writer.writerow(
-                [x, y, repr(interval.point), repr(interval.lower), repr(interval.upper)]
+                [x, y, repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
             )
     rows = {
         f"P({latex_escape(x)} $>$ {latex_escape(y)})": {"probability": iv}
@@ -172,5 +188,6 @@ def write_poi_tables(
         caption=caption,
         precision=precision,
         escape_rows=False,
+        missing=missing,
     )
     return [csv_path, latex]
