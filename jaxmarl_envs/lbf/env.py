@@ -93,6 +93,7 @@ class LevelBasedForaging(Environment):
         observation_type: str = "vector",
         generator: Generator | None = None,
         viewer: Any | None = None,
+        render_cell_size: int | None = None,
     ):
         """Builds the environment; raises `ValueError` naming any inconsistent argument.
 
@@ -115,6 +116,8 @@ class LevelBasedForaging(Environment):
             generator: samples initial states; defaults to `RandomGenerator` built from the
                 arguments above (a custom one must agree with them on grid, agents, food).
             viewer: renders states; defaults to `LBFViewer` built on first use.
+            render_cell_size: pixels per cell of the default viewer (>= 8; None: 48);
+                frames are `(rows * size, cols * size, 3)`. Not with `viewer`.
         """
         if generator is None:
             generator = RandomGenerator(
@@ -150,6 +153,12 @@ class LevelBasedForaging(Environment):
             raise ValueError(
                 f"observation_type must be one of {OBSERVATION_TYPES}, got {observation_type!r}."
             )
+        if render_cell_size is not None:
+            if viewer is not None:
+                raise ValueError("give render_cell_size (sizes the default viewer) or viewer.")
+            from jaxmarl_envs.lbf.viewer import LBFViewer
+
+            viewer = LBFViewer(rows, cols, render_cell_size)
         self.generator = generator
         self.viewer = viewer
         self.rows, self.cols = int(rows), int(cols)

@@ -116,6 +116,7 @@ class MatrixGame(Environment):
         game: str = "custom",
         time_limit: int | None = None,
         viewer: Any | None = None,
+        render_cell_size: tuple[int, int] | None = None,
     ):
         """Builds the game; raises `ValueError` naming any inconsistent argument.
 
@@ -129,6 +130,8 @@ class MatrixGame(Environment):
             time_limit: alias of `horizon` (the name every environment family accepts);
                 giving both with different values is an error.
             viewer: renders states; defaults to `MatrixViewer` built on first use.
+            render_cell_size: `(width, height)` of a payoff cell of the default viewer in
+                pixels (at least `(40, 24)`; None: `(112, 56)`). Not with `viewer`.
         """
         table = _as_payoff_table(payoffs)
         if horizon is not None and time_limit is not None and horizon != time_limit:
@@ -145,6 +148,14 @@ class MatrixGame(Environment):
         self.action_names = _as_action_names(action_names, self.num_actions_per_agent)
         self.game = str(game)
         self._horizon = int(horizon)
+        if render_cell_size is not None:
+            if viewer is not None:
+                raise ValueError("give render_cell_size (sizes the default viewer) or viewer.")
+            from jaxmarl_envs.matrix.viewer import MatrixViewer
+
+            viewer = MatrixViewer(
+                self._payoffs, self.action_names, self.game, self._horizon, render_cell_size
+            )
         self.viewer = viewer
 
         # Static data as numpy (constants inside jit).

@@ -33,7 +33,7 @@ def make_scenario(name: str, **kwargs: Any) -> Scenario:
         params = [p for p in inspect.signature(cls).parameters]
         raise ValueError(
             f"MPE scenario {name!r}: {err}; its arguments are {params} (plus the "
-            "environment's continuous_actions, max_cycles, generator, viewer)."
+            "environment's continuous_actions, max_cycles, generator, viewer, render_size)."
         ) from None
     return cls(**kwargs)
 
@@ -92,6 +92,8 @@ class MPE(Environment):
         time_limit: the suite-wide name of `max_cycles`; when given it replaces it.
         generator: optional `key -> State` replacing the scenario's `reset` (fixed layouts).
         viewer: optional viewer; defaults to `MPEViewer` built on first use.
+        render_size: canvas side in pixels of the default viewer (>= 64; None: 700, as
+            mpe2); frames are `(size, size, 3)`. Not with `viewer`.
         **scenario_kwargs: the scenario's own arguments (e.g. `N`, `local_ratio`), with a
             scenario name only.
     """
@@ -107,6 +109,7 @@ class MPE(Environment):
         time_limit: int | None = None,
         generator: Callable[[chex.PRNGKey], State] | None = None,
         viewer: Any | None = None,
+        render_size: int | None = None,
         **scenario_kwargs: Any,
     ):
         if isinstance(scenario, Scenario):
@@ -127,6 +130,12 @@ class MPE(Environment):
         self._time_limit = check_int(max_cycles, "max_cycles", 1)
         self.continuous_actions = bool(continuous_actions)
         self.generator = generator if generator is not None else self.scenario.reset
+        if render_size is not None:
+            if viewer is not None:
+                raise ValueError("give render_size (sizes the default viewer) or viewer.")
+            from jaxmarl_envs.mpe.viewer import MPEViewer
+
+            viewer = MPEViewer(self.scenario.world, self.continuous_actions, render_size)
         self.viewer = viewer
 
         world = self.scenario.world

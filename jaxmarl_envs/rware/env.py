@@ -124,6 +124,7 @@ class RobotWarehouse(Environment[State]):
         layout: str | None = None,
         generator: Generator | None = None,
         viewer: Any | None = None,
+        render_cell_size: int | None = None,
     ):
         """Builds the environment; every argument is checked here (ValueError naming it).
 
@@ -144,6 +145,8 @@ class RobotWarehouse(Environment[State]):
             generator: initial-state sampler; when given, its layout, number of agents and
                 queue size define the scenario (the corresponding arguments are ignored).
             viewer: object with `render(state) -> uint8 (H, W, 3)` (default `RwareViewer`).
+            render_cell_size: pixels per grid cell of the default viewer (>= 8; None: 24);
+                frames are `(H * size + 1, W * size + 1, 3)`. Not with `viewer`.
         """
         if generator is None:
             lay = (
@@ -196,6 +199,12 @@ class RobotWarehouse(Environment[State]):
         self.image_layers = image_layers
         self.image_directional = bool(image_directional)
         self.normalised_coordinates = bool(normalised_coordinates)
+        if render_cell_size is not None:
+            if viewer is not None:
+                raise ValueError("give render_cell_size (sizes the default viewer) or viewer.")
+            from jaxmarl_envs.rware.viewer import RwareViewer
+
+            viewer = RwareViewer(lay, render_cell_size)
         self._viewer = viewer
         self._precompute()
 

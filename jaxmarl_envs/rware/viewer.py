@@ -2,66 +2,106 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from jaxmarl_envs.rware import constants as C
 from jaxmarl_envs.rware.types import Layout, State
+
+#: Pixels per grid cell by default.
+DEFAULT_CELL_SIZE = 24
+#: Smallest cell that still shows shelves inside their margins and an agent's heading.
+MIN_CELL_SIZE = 8
 
 
 class RwareViewer:
     """Draws one state to an RGB array (pygame surface, no window needed).
 
     Shelves are purple, requested shelves teal, goals dark grey; agents are orange circles
-    (red when carrying a shelf) with a black line pointing in their direction.
+    (red when carrying a shelf) with a black line pointing in their direction. The grid and
+    goals are drawn once per layout and reused; each frame draws only shelves and agents.
 
     Args:
         layout: the static map.
-        cell_size: pixels per grid cell.
+        cell_size: pixels per grid cell (>= 8); the frame is
+            `(height * cell_size + 1, width * cell_size + 1, 3)`.
+
+    Raises:
+        ValueError: `cell_size` is not an integer in range, or the frame would be too large.
     """
 
-    def __init__(self, layout: Layout, cell_size: int = 24):
+    def __init__(self, layout: Layout, cell_size: int = DEFAULT_CELL_SIZE):
+        from jaxmarl_envs.rendering import check_frame, check_pixels
+
+        self.cell = check_pixels(cell_size, "cell_size", MIN_CELL_SIZE, "RwareViewer")
+        check_frame(layout.width * self.cell + 1, layout.height * self.cell + 1, "RwareViewer")
         self.layout = layout
-        self.cell = int(cell_size)
-        self._surface = None
+        self._canvas = None
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """`(height, width, 3)` of the frames `render` returns."""
+        return (self.layout.height * self.cell + 1, self.layout.width * self.cell + 1, 3)
+
+    def _draw_background(self, surf) -> None:
+        """White cells, goals and grid lines: everything that depends on the layout only."""
+        import pygame
+
+        lay, c = self.layout, self.cell
+        width, height = surf.get_size()
+        surf.fill(C.COLOR_BACKGROUND)
+        for row, col in np.asarray(lay.goals).tolist():
+            pygame.draw.rect(surf, C.COLOR_GOAL, (col * c, row * c, c, c))
+        for y in range(lay.height + 1):
+            pygame.draw.line(surf, C.COLOR_GRID, (0, y * c), (width, y * c))
+        for x in range(lay.width + 1):
+            pygame.draw.line(surf, C.COLOR_GRID, (x * c, 0), (x * c, height))
 
     def render(self, state: State) -> np.ndarray:
         """An RGB `uint8` frame `(H * cell + 1, W * cell + 1, 3)` of one unbatched state."""
-        from jaxmarl_envs.rendering import init_pygame, surface_to_array
+        from jaxmarl_envs.rendering import Canvas
 
-        pygame = init_pygame(headless=True)
         lay, c = self.layout, self.cell
-        size = (lay.width * c + 1, lay.height * c + 1)
-        if self._surface is None:
-            self._surface = pygame.Surface(size)
-        surf = self._surface
-        surf.fill(C.COLOR_BACKGROUND)
-        agent_pos = np.asarray(state.agent_pos)
-        agent_dir = np.asarray(state.agent_dir)
-        agent_load = np.asarray(state.agent_load)
-        shelf_pos = np.asarray(state.shelf_pos)
-        requested = set(np.asarray(state.request_queue).tolist())
-        for row, col in lay.goals:
-            pygame.draw.rect(surf, C.COLOR_GOAL, (col * c, row * c, c, c))
-        for y in range(lay.height + 1):
-            pygame.draw.line(surf, C.COLOR_GRID, (0, y * c), (size[0], y * c))
-        for x in range(lay.width + 1):
-            pygame.draw.line(surf, C.COLOR_GRID, (x * c, 0), (x * c, size[1]))
+        height, width, _ = self.frame_shape
+        if self._canvas is None or self._canvas.size != (width, height):
+            self._canvas = Canvas(width, height)
+        canvas = self._canvas
+        pygame = canvas.pygame
+        surf = canvas.surface
+        key = (c, lay.highways.shape, np.asarray(lay.goals).tobytes())
+        canvas.background(key, self._draw_background)
+
+        # One transfer for everything the frame needs, then plain Python numbers.
+        agent_pos, agent_dir, agent_load, shelf_pos, queue = jax.device_get(
+            (
+                state.agent_pos,
+                state.agent_dir,
+                state.agent_load,
+                state.shelf_pos,
+                state.request_queue,
+            )
+        )
+        requested = set(np.asarray(queue).tolist())
         margin = max(2, c // 10)
-        for i, (row, col) in enumerate(shelf_pos):
+        side = c - 2 * margin
+        for i, (row, col) in enumerate(np.asarray(shelf_pos).tolist()):
             color = C.COLOR_REQUESTED_SHELF if i in requested else C.COLOR_SHELF
-            rect = (col * c + margin, row * c + margin, c - 2 * margin, c - 2 * margin)
-            pygame.draw.rect(surf, color, rect)
+            pygame.draw.rect(surf, color, (col * c + margin, row * c + margin, side, side))
         radius = c // 3
-        for (row, col), d, load in zip(agent_pos, agent_dir, agent_load, strict=True):
-            center = (int(col * c + c // 2), int(row * c + c // 2))
+        line_width = max(2, c // 12)
+        dir_dx, dir_dy = C.DIR_DX.tolist(), C.DIR_DY.tolist()
+        for (row, col), d, load in zip(
+            np.asarray(agent_pos).tolist(),
+            np.asarray(agent_dir).tolist(),
+            np.asarray(agent_load).tolist(),
+            strict=True,
+        ):
+            center = (col * c + c // 2, row * c + c // 2)
             color = C.COLOR_LOADED_AGENT if load >= 0 else C.COLOR_AGENT
             pygame.draw.circle(surf, color, center, radius)
-            tip = (
-                center[0] + int(C.DIR_DX[d]) * radius,
-                center[1] + int(C.DIR_DY[d]) * radius,
-            )
-            pygame.draw.line(surf, C.COLOR_DIRECTION, center, tip, max(2, c // 12))
-        return surface_to_array(surf)
+            tip = (center[0] + dir_dx[d] * radius, center[1] + dir_dy[d] * radius)
+            pygame.draw.line(surf, C.COLOR_DIRECTION, center, tip, line_width)
+        return canvas.to_array()
 
     def close(self) -> None:
-        self._surface = None
+        self._canvas = None
