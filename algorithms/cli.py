@@ -213,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(config_options=_selected_algorithm(argv))
     args, extras = parser.parse_known_args(argv)
     if extras:
-        _deepest_parser(parser, args).error(_unrecognized(_deepest_parser(parser, args), extras))
+        deepest = _deepest_parser(parser, args)
+        deepest.error(_unrecognized(deepest, extras))
     return int(args.func(args) or 0)
 
 
