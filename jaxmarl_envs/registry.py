@@ -23,6 +23,20 @@ class EnvSpec:
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
+_FAMILIES_LOADED = False
+
+
+def _load_families() -> None:
+    """Imports the built-in environment families (each registers its ids) once."""
+    global _FAMILIES_LOADED
+    if not _FAMILIES_LOADED:
+        _FAMILIES_LOADED = True
+        import importlib
+
+        import jaxmarl_envs
+
+        for family in jaxmarl_envs.FAMILIES:
+            importlib.import_module(f"jaxmarl_envs.{family}")
 
 
 def register(
@@ -40,6 +54,7 @@ def register(
 
 def spec(id: str) -> EnvSpec:
     """The registered `EnvSpec` for `id`; unknown ids raise `ValueError` with close matches."""
+    _load_families()
     try:
         return _REGISTRY[id]
     except KeyError:
@@ -101,9 +116,11 @@ def _check_overrides(entry: EnvSpec, overrides: dict[str, Any]) -> None:
 
 def list_envs(family: str | None = None) -> list[str]:
     """All registered ids (optionally of one family), sorted."""
+    _load_families()
     return sorted(k for k, v in _REGISTRY.items() if family is None or v.family == family)
 
 
 def families() -> list[str]:
     """The families with registered ids (e.g. `lbf`, `rware`), sorted."""
+    _load_families()
     return sorted({entry.family for entry in _REGISTRY.values()})

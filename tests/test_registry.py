@@ -34,3 +34,21 @@ def test_parameters_of_each_family():
 def test_families():
     assert families() == sorted({jaxmarl_envs.spec(i).family for i in jaxmarl_envs.list_envs()})
     assert {"lbf", "rware", "mpe", "matrix"} <= set(families())
+
+
+def test_lazy_package_exports_every_public_name():
+    import subprocess
+    import sys
+
+    import jaxmarl_envs
+
+    assert sorted(jaxmarl_envs.__all__) == sorted(jaxmarl_envs._EXPORTS)
+    for name in jaxmarl_envs.__all__:
+        assert getattr(jaxmarl_envs, name) is not None
+    assert jaxmarl_envs.make is jaxmarl_envs.registry.make
+    # A bare import is light: JAX loads only when a name or the registry is first used.
+    code = (
+        "import sys, jaxmarl_envs; assert 'jax' not in sys.modules; "
+        "jaxmarl_envs.list_envs(); assert 'jax' in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
