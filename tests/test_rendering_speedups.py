@@ -165,6 +165,42 @@ def test_rware_layouts_do_not_share_a_background():
     assert np.all(frame_b[2 * 20 + 5, 5] == goal) and not np.all(frame_a[2 * 20 + 5, 5] == goal)
 
 
+def test_rware_moved_duplicated_and_requested_shelves_are_drawn():
+    """Every cell's shelf corner pixel against a naive reference (shelves in index order over
+    goals and empty cells), for states that move shelves off and onto shelf cells."""
+    from jaxmarl_envs.rware import constants as C
+
+    env = jaxmarl_envs.make("rware-tiny-4ag", render_cell_size=24)
+    state = _reset(env)
+    lay, rng = env.layout, np.random.default_rng(0)
+    margin = max(2, 24 // 10)
+    goals = {tuple(g) for g in np.asarray(lay.goals).tolist()}
+    for trial in range(12):
+        pos = np.array(lay.shelf_pos)
+        moved = rng.choice(len(pos), 4, replace=False)
+        pos[moved] = np.stack([rng.integers(0, lay.height, 4), rng.integers(0, lay.width, 4)], 1)
+        queue = rng.choice(len(pos), state.request_queue.shape[0], replace=False)
+        if trial % 2 == 0:  # two shelves on one cell: the later one shows
+            first = int(queue.min())
+            later = next(k for k in range(first + 1, len(pos)) if k not in set(queue.tolist()))
+            pos[first], pos[later] = lay.shelf_pos[first], lay.shelf_pos[first]
+        shown = state.replace(
+            shelf_pos=jnp.asarray(pos, state.shelf_pos.dtype),
+            request_queue=jnp.asarray(queue, state.request_queue.dtype),
+        )
+        frame = env.render(shown)
+        expected = {}
+        for i, (row, col) in enumerate(pos.tolist()):
+            requested = i in set(queue.tolist())
+            expected[(row, col)] = C.COLOR_REQUESTED_SHELF if requested else C.COLOR_SHELF
+        for row in range(lay.height):
+            for col in range(lay.width):
+                empty = C.COLOR_GOAL if (row, col) in goals else C.COLOR_BACKGROUND
+                want = expected.get((row, col), empty)
+                pixel = frame[row * 24 + margin + 1, col * 24 + margin + 1]
+                assert tuple(pixel.tolist()) == want, (trial, row, col)
+
+
 def test_lbf_grids_and_food_levels_do_not_go_stale():
     env = jaxmarl_envs.make("lbf-8x8-2p-2f-coop")
     state = _reset(env)

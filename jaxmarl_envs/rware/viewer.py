@@ -18,8 +18,9 @@ class RwareViewer:
     """Draws one state to an RGB array (pygame surface, no window needed).
 
     Shelves are purple, requested shelves teal, goals dark grey; agents are orange circles
-    (red when carrying a shelf) with a black line pointing in their direction. The grid and
-    goals are drawn once per layout and reused; each frame draws only shelves and agents.
+    (red when carrying a shelf) with a black line pointing in their direction. The grid,
+    goals and a shelf on every shelf cell are drawn once per layout and reused; each frame
+    corrects only the shelves that moved or are requested, then draws the agents.
 
     Args:
         layout: the static map.
@@ -43,8 +44,14 @@ class RwareViewer:
         """`(height, width, 3)` of the frames `render` returns."""
         return (self.layout.height * self.cell + 1, self.layout.width * self.cell + 1, 3)
 
+    def _shelf_rect(self, row: int, col: int) -> tuple[int, int, int, int]:
+        c = self.cell
+        margin = max(2, c // 10)
+        return (col * c + margin, row * c + margin, c - 2 * margin, c - 2 * margin)
+
     def _draw_background(self, surf) -> None:
-        """White cells, goals and grid lines: everything that depends on the layout only."""
+        """White cells, goals, grid lines and a shelf on every shelf cell of the layout (where
+        most shelves stay): everything that depends on the layout only."""
         import pygame
 
         lay, c = self.layout, self.cell
@@ -56,6 +63,30 @@ class RwareViewer:
             pygame.draw.line(surf, C.COLOR_GRID, (0, y * c), (width, y * c))
         for x in range(lay.width + 1):
             pygame.draw.line(surf, C.COLOR_GRID, (x * c, 0), (x * c, height))
+        for row, col in np.argwhere(~np.asarray(lay.highways)).tolist():
+            surf.fill(C.COLOR_SHELF, self._shelf_rect(row, col))
+
+    def _draw_shelves(self, surf, shelf_pos: np.ndarray, queue: np.ndarray) -> None:
+        """Brings the background's shelves to the state: empties shelf cells without a shelf,
+        then draws, in index order, the shelves that the background does not already show
+        (requested, off their shelf cells, or sharing a cell)."""
+        lay = self.layout
+        shelf_pos = np.asarray(shelf_pos, np.int64).reshape(-1, 2)
+        num = shelf_pos.shape[0]
+        requested = np.zeros(num, bool)
+        queue = np.asarray(queue, np.int64).reshape(-1)
+        requested[queue[(queue >= 0) & (queue < num)]] = True
+        rows, cols = shelf_pos[:, 0], shelf_pos[:, 1]
+        inside = (rows >= 0) & (rows < lay.height) & (cols >= 0) & (cols < lay.width)
+        cell = np.where(inside, rows * lay.width + cols, 0)
+        counts = np.bincount(cell[inside], minlength=lay.num_cells)
+        home = ~np.asarray(lay.highways).reshape(-1)  # cells the background shows a shelf on
+        for flat in np.flatnonzero(home & (counts == 0)).tolist():
+            surf.fill(C.COLOR_BACKGROUND, self._shelf_rect(*divmod(flat, lay.width)))
+        redraw = requested | ~inside | ~home[cell] | (counts[cell] > 1)
+        for i in np.flatnonzero(redraw).tolist():
+            color = C.COLOR_REQUESTED_SHELF if requested[i] else C.COLOR_SHELF
+            surf.fill(color, self._shelf_rect(int(rows[i]), int(cols[i])))
 
     def render(self, state: State) -> np.ndarray:
         """An RGB `uint8` frame `(H * cell + 1, W * cell + 1, 3)` of one unbatched state."""
@@ -68,7 +99,8 @@ class RwareViewer:
         canvas = self._canvas
         pygame = canvas.pygame
         surf = canvas.surface
-        key = (c, lay.highways.shape, np.asarray(lay.goals).tobytes())
+        highways = np.asarray(lay.highways)
+        key = (c, highways.shape, highways.tobytes(), np.asarray(lay.goals).tobytes())
         canvas.background(key, self._draw_background)
 
         # One transfer for everything the frame needs, then plain Python numbers.
@@ -81,12 +113,7 @@ class RwareViewer:
                 state.request_queue,
             )
         )
-        requested = set(np.asarray(queue).tolist())
-        margin = max(2, c // 10)
-        side = c - 2 * margin
-        for i, (row, col) in enumerate(np.asarray(shelf_pos).tolist()):
-            color = C.COLOR_REQUESTED_SHELF if i in requested else C.COLOR_SHELF
-            pygame.draw.rect(surf, color, (col * c + margin, row * c + margin, side, side))
+        self._draw_shelves(surf, shelf_pos, queue)
         radius = c // 3
         line_width = max(2, c // 12)
         dir_dx, dir_dy = C.DIR_DX.tolist(), C.DIR_DY.tolist()
