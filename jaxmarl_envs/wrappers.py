@@ -99,8 +99,13 @@ class Wrapper(Environment):
         return f"{type(self).__name__}({self._env!r})"
 
 
-def _select(pred: chex.Array, on_true: Any, on_false: Any) -> Any:
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+def _select_rows(pred: chex.Array, on_true: Any, on_false: Any) -> Any:
+    """Per-row select: `pred` `(B,)` picks rows of same-shaped `(B, ...)` leaves."""
+
+    def pick(a, b):
+        return jnp.where(pred.reshape(pred.shape + (1,) * (jnp.ndim(b) - 1)), a, b)
+
+    return jax.tree_util.tree_map(pick, on_true, on_false)
 
 
 class AutoReset(Wrapper):
@@ -111,8 +116,20 @@ class AutoReset(Wrapper):
     (and extras) are those of the new episode's first step, ready for the next action.
     The true final observation, needed to bootstrap on truncation, is in
     `extras["final_observation"]`, and the final step's own extras in
-    `extras["final_extras"]`. The inner state must carry its PRNG key as `state.key`.
+    `extras["final_extras"]`. The inner state must carry its PRNG key as `state.key`; the
+    new episode is `env.reset(jax.random.fold_in(state.key, 0x5EED))`.
+
+    Cost: the reset is computed only when needed. Unbatched, a `lax.cond` on the episode
+    end skips it. Under `jax.vmap` (where a `cond` would compute both branches for every
+    environment) a custom batching rule resets nothing while no environment of the batch
+    ended, only the ended ones (gathered into a batch of `axis_size // 8`) while few did,
+    and the whole batch otherwise. Every path gives the same values.
     """
+
+    def __init__(self, env: Environment):
+        super().__init__(env)
+        self._finish = jax.custom_batching.custom_vmap(self._finish_one)
+        self._finish.def_vmap(self._finish_batched)
 
     def reset(self, key):
         state, ts = self._env.reset(key)
@@ -124,14 +141,45 @@ class AutoReset(Wrapper):
             extras={**ts.extras, "final_observation": final_obs, "final_extras": final_extras}
         )
 
+    def _new_episode(self, key):
+        """`(state, observation, extras)` of the episode that follows one holding `key`."""
+        reset_state, reset_ts = self._env.reset(jax.random.fold_in(key, 0x5EED))
+        return reset_state, reset_ts.observation, reset_ts.extras
+
+    def _finish_one(self, done, carry):
+        """`carry = (state, observation, extras)` after a step, replaced by the next
+        episode's start where `done` (one environment)."""
+        return jax.lax.cond(done, lambda: self._new_episode(carry[0].key), lambda: carry)
+
+    def _finish_batched(self, axis_size, in_batched, done, carry):
+        """Batching rule of `_finish_one`: resets only as many environments as ended."""
+        done, carry = jax.tree_util.tree_map(
+            lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x))),
+            (done, carry),
+            tuple(in_batched),
+        )
+        batched_new = jax.vmap(self._new_episode)
+        chunk = max(1, axis_size // 8)
+
+        def reset_all():
+            return _select_rows(done, batched_new(carry[0].key), carry)
+
+        def reset_some():
+            rows = jnp.nonzero(done, size=chunk, fill_value=axis_size)[0]
+            keys = carry[0].key[jnp.minimum(rows, axis_size - 1)]
+            fresh = batched_new(keys)
+            return jax.tree_util.tree_map(
+                lambda old, new: old.at[rows].set(new, mode="drop"), carry, fresh
+            )
+
+        count = jnp.sum(done, dtype=jnp.int32)
+        branch = jnp.where(count == 0, 0, jnp.where(count <= chunk, 1, 2))
+        out = jax.lax.switch(branch, [lambda: carry, reset_some, reset_all])
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
     def step(self, state, action):
         state, ts = self._env.step(state, action)
-        done = ts.last()
-        reset_key = jax.random.fold_in(state.key, 0x5EED)
-        reset_state, reset_ts = self._env.reset(reset_key)
-        new_state = _select(done, reset_state, state)
-        obs = _select(done, reset_ts.observation, ts.observation)
-        extras = _select(done, reset_ts.extras, ts.extras)
+        new_state, obs, extras = self._finish(ts.last(), (state, ts.observation, ts.extras))
         out = ts.replace(observation=obs, extras=extras)
         return new_state, self._with_final(out, ts.observation, ts.extras)
 
