@@ -13,10 +13,10 @@ import numpy as np
 
 from jaxmarl_envs import specs
 from jaxmarl_envs.env import Environment
-from jaxmarl_envs.mpe import constants
+from jaxmarl_envs.mpe import constants, rng
 from jaxmarl_envs.mpe.scenario import SCENARIOS, Scenario, check_int
 from jaxmarl_envs.mpe.types import Observation, State
-from jaxmarl_envs.mpe.world import physics_step
+from jaxmarl_envs.mpe.world import physics_step, scaled
 from jaxmarl_envs.types import TimeStep, make_timestep, restart
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -224,7 +224,7 @@ class MPE(Environment):
 
     def reset(self, key: chex.PRNGKey) -> tuple[State, TimeStep]:
         """Samples an initial state; returns it with the FIRST timestep."""
-        key, sub = jax.random.split(key)
+        key, sub = rng.split(key)
         state = self.generator(sub)
         state = state.replace(key=key, step_count=jnp.zeros((), jnp.int32))
         return state, restart(self.observe(state), self.num_agents)
@@ -261,7 +261,7 @@ class MPE(Environment):
         ratio = self.scenario.local_ratio
         if ratio is not None:
             glob = self.scenario.global_reward(state).astype(jnp.float32)
-            reward = glob * (1.0 - ratio) + reward * ratio
+            reward = scaled(glob, 1.0 - ratio) + scaled(reward, ratio)
         truncated = state.step_count >= self._time_limit
         terminated = jnp.logical_and(self.scenario.is_terminal(state), ~truncated)
         return state, make_timestep(self.observe(state), reward, terminated, truncated)

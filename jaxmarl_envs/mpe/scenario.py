@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmarl_envs.mpe import rng
 from jaxmarl_envs.mpe.types import State
 from jaxmarl_envs.mpe.world import World
 
@@ -113,7 +114,7 @@ class Scenario(abc.ABC):
         self, key: chex.PRNGKey, low: float = -1.0, high: float = 1.0
     ) -> chex.Array:
         """`(E, 2)` positions uniform in `[low, high)` (mpe2's `np_random.uniform(-1, 1)`)."""
-        return jax.random.uniform(key, (self.world.num_entities, 2), jnp.float32, low, high)
+        return rng.uniform(key, (self.world.num_entities, 2), low, high)
 
     def pad_rows(self, rows: Sequence[chex.Array]) -> chex.Array:
         """Stacks one 1-D observation per agent into `(N, max_obs_size)`, zero-padded."""

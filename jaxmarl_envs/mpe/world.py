@@ -171,6 +171,24 @@ def _set_rows(x: chex.Array, index: np.ndarray, rows: chex.Array) -> chex.Array:
     return x.at[index].set(rows)
 
 
+# XLA's CPU backend may fuse a product and the sum that consumes it into one multiply-add
+# (a different rounding), and whether it does depends on the surrounding program (fusion,
+# register allocation), so one step could round differently with and without `vmap` or
+# inside a larger program. The products below that feed sums therefore go through a select
+# on a runtime value, which the backend does not fuse through; the values are exactly those
+# of the plain product (zeros keep their sign).
+
+
+def scaled(x: chex.Array, factor: float) -> chex.Array:
+    """`x * factor` (a static factor >= 0), never contracted into a later sum."""
+    return jnp.where(x != 0, x * factor, x)
+
+
+def square(x: chex.Array) -> chex.Array:
+    """`x * x`, never contracted into a later sum."""
+    return jnp.where(x != 0, x * x, 0.0)
+
+
 def contact_forces(world: World, p_pos: chex.Array) -> chex.Array:
     """Sum of mpe2's pairwise contact forces on every entity, `(E, 2)`.
 
@@ -178,36 +196,63 @@ def contact_forces(world: World, p_pos: chex.Array) -> chex.Array:
     `contact_force * (p_a - p_b) / d * k * softplus(-(d - (r_a + r_b)) / k)` and the force
     on `b` is its opposite; non-colliding pairs contribute nothing (only the colliding
     entities are compared, a static subset).
+
+    Each unordered pair is computed once (mpe2 does the same: `b` gets exactly `-f_a`), from
+    static slices of the x and y coordinates, and each entity's forces are added one by one
+    in ascending order of the other entity. There is no reduction over a short axis (XLA's
+    CPU reductions over such axes were the slowest part of a batched step), and every
+    product feeding a sum goes through `scaled` / `square`, so the result is bit-identical
+    with and without `vmap`.
     """
     coll = np.flatnonzero(world.collide)
     out = jnp.zeros_like(p_pos)
     if coll.size < 2:
         return out
     c = coll.size
-    # Ordered pairs (i, j), j != i: the force on i from j is exactly minus that on j from i.
-    i_idx = np.repeat(np.arange(c), c - 1)
-    j_idx = np.array([j for i in range(c) for j in range(c) if j != i], np.int64)
-    pos = _rows(p_pos, coll)
-    delta = pos[i_idx] - pos[j_idx]  # (C * (C - 1), 2)
-    dist2 = delta[:, 0] * delta[:, 0] + delta[:, 1] * delta[:, 1]
+    pos = _rows(p_pos, coll)  # (C, 2)
+    size = world.size[coll]
+    # Pairs (a, b), a < b, in row-major order: pair (a, b) is at start[a] + b - a - 1.
+    start = np.concatenate([[0], np.cumsum(np.arange(c - 1, 0, -1))])
+    r_sum = np.concatenate([size[a] + size[a + 1 :] for a in range(c - 1)]).astype(np.float32)
+
+    def pair_delta(x):  # (C,) -> (P,): x_a - x_b over the pairs
+        return jnp.concatenate([x[a] - x[a + 1 :] for a in range(c - 1)])
+
+    dx, dy = pair_delta(pos[:, 0]), pair_delta(pos[:, 1])
+    dist2 = square(dx) + square(dy)
     # Coincident entities have d = 0 (mpe2 then divides 0 by 0 and gets NaN); there a safe
     # divisor gives a zero force and keeps values and gradients finite.
     safe = dist2 > 0
     dist = jnp.sqrt(jnp.where(safe, dist2, 1.0))
-    size = world.size[coll]
     k = world.contact_margin
     # k * softplus(y / k) with y = r_a + r_b - d, written as max(y, 0) + k log1p(exp(-|y| / k)):
     # deep overlaps then keep y exactly instead of rounding k * (y / k).
-    y = (size[i_idx] + size[j_idx]) - dist
-    penetration = jnp.maximum(y, 0.0) + k * jnp.log1p(jnp.exp(-jnp.abs(y) / k))
+    y = r_sum - dist
+    penetration = jnp.maximum(y, 0.0) + scaled(jnp.log1p(jnp.exp(-jnp.abs(y) / k)), k)
+
     # mpe2's order of operations: contact_force * delta / d * penetration.
-    pair_force = world.contact_force * delta / dist[:, None] * penetration[:, None]
-    pair_force = jnp.where(safe[:, None], pair_force, 0.0)
-    # One reduction (a single consumer of `pair_force`) keeps XLA from fusing its products
-    # into several sums with different multiply-add contraction, so a step gives
-    # bit-identical results with or without vmap and inside larger programs.
-    force = jnp.sum(pair_force.reshape(c, c - 1, 2), axis=1)
-    return _set_rows(out, coll, force)
+    pair = jnp.stack([dx, dy], axis=-1) * world.contact_force / dist[:, None]
+    pair = jnp.where(safe[:, None], pair * penetration[:, None], 0.0)  # (P, 2): force on a
+    # Entity i receives +f from its pairs (i, j) and -f from its pairs (j, i), j ascending.
+    # One gather with static indices reads every pair twice; XLA then computes the pairs
+    # (square roots, exponentials) once instead of fusing them into every sum that uses them.
+    signed = jnp.concatenate([pair, -pair])
+    index = np.array(
+        [
+            [
+                start[min(i, j)] + max(i, j) - min(i, j) - 1 + (0 if i < j else len(r_sum))
+                for j in range(c)
+                if j != i
+            ]
+            for i in range(c)
+        ],
+        np.int32,
+    )
+    terms = signed[index]  # (C, C - 1, 2)
+    total = terms[:, 0]
+    for m in range(1, c - 1):
+        total = total + terms[:, m]
+    return _set_rows(out, coll, total)
 
 
 def physics_step(
@@ -234,12 +279,12 @@ def physics_step(
     force = agent_force if e == n else jnp.pad(agent_force, ((0, e - n), (0, 0)))
     force = _rows(force + contact_forces(world, p_pos), mov)
     pos, vel = _rows(p_pos, mov), _rows(p_vel, mov)
-    new_pos = pos + vel * world.dt
+    new_pos = pos + scaled(vel, world.dt)
     mass = world.mass[mov][:, None]
-    new_vel = vel * (1.0 - world.damping) + force / mass * world.dt
+    new_vel = scaled(vel, 1.0 - world.damping) + scaled(force / mass, world.dt)
     cap = world.max_speed[mov]
     if np.isfinite(cap).any():
-        speed = jnp.sqrt(new_vel[:, 0] ** 2 + new_vel[:, 1] ** 2)
+        speed = jnp.sqrt(square(new_vel[:, 0]) + square(new_vel[:, 1]))
         over = speed > cap
         scale = jnp.where(over, cap / jnp.where(over, speed, 1.0), 1.0)
         new_vel = new_vel * scale[:, None]

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmarl_envs.mpe import rng
 from jaxmarl_envs.mpe.scenario import Scenario, check_int, register_scenario
 from jaxmarl_envs.mpe.scenarios.simple_adversary import nearest_relative, optional_count
 from jaxmarl_envs.mpe.scenarios.simple_spread import nearest_slots
 from jaxmarl_envs.mpe.types import State
-from jaxmarl_envs.mpe.world import World
+from jaxmarl_envs.mpe.world import World, square
 
 GOOD_COLOUR = (0.35, 0.85, 0.35)
 ADVERSARY_COLOUR = (0.85, 0.35, 0.35)
@@ -40,7 +40,8 @@ def boundary_penalty(pos: chex.Array) -> chex.Array:
 
 def collisions(pos_a: chex.Array, size_a, pos_b: chex.Array, size_b) -> chex.Array:
     """`(A, B)` bool: entities overlap (`distance < size_a + size_b`, mpe2's `is_collision`)."""
-    dist = jnp.sqrt(jnp.sum(jnp.square(pos_a[:, None, :] - pos_b[None, :, :]), axis=-1))
+    delta = pos_a[:, None, :] - pos_b[None, :, :]
+    dist = jnp.sqrt(square(delta[..., 0]) + square(delta[..., 1]))
     return dist < jnp.asarray(size_a)[:, None] + jnp.asarray(size_b)[None, :]
 
 
@@ -143,10 +144,10 @@ class SimpleTag(Scenario):
         self._good_others = [good] * n_adv + [good[good != i] for i in good]
 
     def reset(self, key: chex.PRNGKey) -> State:
-        agent_key, lm_key = jax.random.split(key)
+        agent_key, lm_key = rng.split(key)
         n = self.num_agents
-        agents = jax.random.uniform(agent_key, (n, 2), jnp.float32, -1.0, 1.0)
-        obstacles = jax.random.uniform(lm_key, (self.num_obstacles, 2), jnp.float32, -0.9, 0.9)
+        agents = rng.uniform(agent_key, (n, 2), -1.0, 1.0)
+        obstacles = rng.uniform(lm_key, (self.num_obstacles, 2), -0.9, 0.9)
         return self.new_state(jnp.concatenate([agents, obstacles]), self._colour)
 
     def observation(self, state: State) -> chex.Array:

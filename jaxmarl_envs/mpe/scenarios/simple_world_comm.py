@@ -4,10 +4,10 @@ adversary (mpe2's `simple_world_comm_v3`)."""
 from __future__ import annotations
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmarl_envs.mpe import rng
 from jaxmarl_envs.mpe.scenario import Scenario, check_int, register_scenario
 from jaxmarl_envs.mpe.scenarios.simple_tag import boundary_penalty, collisions
 from jaxmarl_envs.mpe.types import State
@@ -114,11 +114,9 @@ class SimpleWorldComm(Scenario):
         self._forests = np.arange(first + n_food, first + n_food + n_for)
 
     def reset(self, key: chex.PRNGKey) -> State:
-        agent_key, lm_key = jax.random.split(key)
-        agents = jax.random.uniform(agent_key, (self.num_agents, 2), jnp.float32, -1.0, 1.0)
-        landmarks = jax.random.uniform(
-            lm_key, (self.world.num_landmarks, 2), jnp.float32, -0.9, 0.9
-        )
+        agent_key, lm_key = rng.split(key)
+        agents = rng.uniform(agent_key, (self.num_agents, 2), -1.0, 1.0)
+        landmarks = rng.uniform(lm_key, (self.world.num_landmarks, 2), -0.9, 0.9)
         return self.new_state(jnp.concatenate([agents, landmarks]), self._colour)
 
     def in_forest(self, state: State) -> chex.Array:
