@@ -20,6 +20,8 @@ Jumanji's warehouse ends episodes on collisions, so random rollouts reset more o
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from common import (
     format_ratio_table,
@@ -144,6 +146,54 @@ def test_python_loop_target():
     res = _MEASURED["loop"]
     print(f"\n{LOOP_ENV} batch-1 loop: {res['median']:.2f}x Jumanji (target {LOOP_TARGET}x)")
     assert res["median"] >= LOOP_TARGET
+
+
+BREAKDOWN = {
+    "strict": {},
+    "no reset in call": {"reset_in_call": False},
+    "no per-step consumption": {"consume": False},
+    "old protocol (neither)": {"reset_in_call": False, "consume": False},
+}
+
+
+@pytest.mark.parametrize("env_id", ["rware-tiny-4ag", "lbf-8x8-2p-2f-coop"])
+def test_protocol_breakdown(benchmark, env_id):
+    """Where the old protocol and the strict one differ: each side timed with the reset in
+    the call and the per-step observation checksum switched off one at a time (round-robin
+    over the eight calls, 3 rounds, medians)."""
+    import statistics
+    import time
+
+    import jax
+
+    fns = {"ours": ours(env_id), "jumanji": _jumanji(env_id)}
+    runs = {
+        (side, name): make_strict_run(*fns[side], batch=BATCH, **kw)
+        for side in fns
+        for name, kw in BREAKDOWN.items()
+    }
+
+    def measure():
+        key = jax.random.PRNGKey(0)
+        times = {k: [] for k in runs}
+        for r in range(4):  # the first round compiles
+            for k, run in runs.items():
+                key, sub = jax.random.split(key)
+                start = time.perf_counter()
+                jax.block_until_ready(run(sub))
+                if r:
+                    times[k].append(time.perf_counter() - start)
+        return {k: statistics.median(v) for k, v in times.items()}
+
+    benchmark.group = f"vs-jumanji-breakdown-{env_id}"
+    load = os.getloadavg()
+    med = benchmark.pedantic(measure, rounds=1)
+    print(f"\n{env_id} (load {load} -> {os.getloadavg()})")
+    for name in BREAKDOWN:
+        o, j = med[("ours", name)], med[("jumanji", name)]
+        print(f"  {name:24s} ours {o * 1e3:8.1f} ms  jumanji {j * 1e3:8.1f} ms  ratio {j / o:5.2f}")
+        benchmark.extra_info[name] = {"ours_s": o, "jumanji_s": j, "ratio": j / o}
+    assert all(v > 0 for v in med.values())
 
 
 def test_print_table():
