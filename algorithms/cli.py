@@ -1,4 +1,4 @@
-"""The `jaxmarl` command-line entry point: list, render, train, evaluate, plot.
+"""The `jaxmarl` command-line entry point: list, render, train, evaluate, plot, benchmark.
 
 Arguments are parsed before anything heavy is imported: `--help`, usage errors and `list`
 never import the algorithm families (flax, optax, orbax, the learners). Exit status: 0 on
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 _PLUGINS = (
     "jaxmarl_envs.algorithms.evaluation.plot_cli",
     "jaxmarl_envs.algorithms.train_cli",
+    "jaxmarl_envs.algorithms.sweep",
 )
 
 #: Example ids shown per family by `jaxmarl list`.

@@ -345,7 +345,7 @@ def save_results(data: Results, path: str | os.PathLike, complete: bool = True) 
 
 
 def merge_results(
-    paths: Iterable[str | os.PathLike],
+    paths: Iterable[str | os.PathLike | Mapping[str, Any]],
     out: str | os.PathLike | None = None,
     on_conflict: Literal["error", "rename"] = "error",
     complete: bool = True,
@@ -353,7 +353,8 @@ def merge_results(
     """Merges several result files (many runs, algorithms, tasks) into one.
 
     Args:
-        paths: input files, each validated first.
+        paths: input files, each validated first; an already loaded results dictionary may
+            stand in for a file (validated the same way).
         out: where to write the merged file atomically (None: do not write).
         on_conflict: what to do when two files hold the same env/task/algorithm/run with
             different contents: "error" raises; "rename" keeps both, suffixing the later run name
@@ -365,12 +366,17 @@ def merge_results(
     """
     if on_conflict not in ("error", "rename"):
         raise ValueError(f"on_conflict must be 'error' or 'rename', got {on_conflict!r}")
-    paths = [Path(p) for p in paths]
+    paths = [p if isinstance(p, Mapping) else Path(p) for p in paths]
     if not paths:
         raise ValueError("merge_results: no input files")
     merged: Results = {}
     for index, path in enumerate(paths):
-        data = load_results(path, complete=complete)
+        if isinstance(path, Mapping):
+            data = path
+            validate_results(data, complete=complete)
+            path = f"results #{index}"
+        else:
+            data = load_results(path, complete=complete)
         for env, tasks in data.items():
             for task, algorithms in tasks.items():
                 for algorithm, runs in algorithms.items():

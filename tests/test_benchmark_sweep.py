@@ -1,0 +1,482 @@
+"""`jaxmarl benchmark`: a tiny sweep end to end, resuming a killed sweep, refusing bad files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from jaxmarl_envs.algorithms import cli, sweep, training
+from jaxmarl_envs.algorithms.evaluation.results import load_results
+
+#: 2 algorithms (two families) x 2 tasks x 2 seeds, 2,048 steps per seed.
+TINY_SWEEP = """
+[sweep]
+name = "tiny"
+seeds = 2
+
+[report]
+reps = 200
+formats = ["png"]
+
+[defaults]
+total_steps = 2048
+num_envs = 8
+num_evaluations = 2
+eval_episodes = 4
+absolute_metric_factor = 2
+hidden_sizes = [16]
+gif = false
+checkpoint_keep = 2
+
+[algorithms.ippo]
+rollout_length = 16
+
+[algorithms.iql]
+rollout_length = 4
+gru_size = 16
+sequence_length = 4
+batch_size = 8
+buffer_size = 256
+learning_starts = 32
+
+[tasks.matrix-climbing]
+
+[tasks.lbf-5x5-2p-1f]
+env_kwargs = {time_limit = 25}
+"""
+
+RUNS = [
+    ("ippo", "matrix-climbing"),
+    ("iql", "matrix-climbing"),
+    ("ippo", "lbf-5x5-2p-1f"),
+    ("iql", "lbf-5x5-2p-1f"),
+]
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """`{relative path: (mtime_ns, contents)}` of every file under `folder`."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """Runs the tiny sweep in three invocations: (a) `--max-runs 1`; (b) killed while training
+    its second run (after one of two evaluation intervals, so a checkpoint exists); (c) to the
+    end. Returns what each step left behind."""
+    root = tmp_path_factory.mktemp("sweep")
+    path = root / "tiny.toml"
+    path.write_text(TINY_SWEEP)
+    out = root / "out"
+    argv = ["benchmark", str(path), "--out", str(out)]
+    record: dict = {"out": out, "path": path}
+
+    def invoke(extra: list[str]) -> tuple[int, str]:
+        stream = io.StringIO()
+        with contextlib.redirect_stdout(stream):
+            code = cli.main(argv + extra)
+        return code, stream.getvalue()
+
+    # (a) one run, then stop.
+    record["a"] = invoke(["--max-runs", "1"])
+    record["results_a"] = json.loads((out / "results.json").read_text())
+    record["report_a"] = (out / "report").exists()
+    first_run = out / "runs" / "ippo" / "matrix-climbing"
+    record["first_before"] = _snapshot(first_run)
+
+    # (b) killed in the middle of the second run: it trains one interval, then "dies".
+    original = training.run_experiment
+    calls = []
+
+    def killed(learner, out_dir=None, resume=False, stop_after=None, verbose=True):
+        calls.append(out_dir)
+        original(learner, out_dir, resume=resume, stop_after=1, verbose=verbose)
+        raise KeyboardInterrupt("killed")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "run_experiment", killed)
+        with pytest.raises(KeyboardInterrupt):
+            invoke([])
+    record["killed_calls"] = calls
+    second_run = out / "runs" / "iql" / "matrix-climbing"
+    record["second_checkpoints"] = sorted(os.listdir(second_run / "checkpoints"))
+    record["dry_run"] = invoke(["--dry-run"])
+
+    # (c) to the end.
+    record["c"] = invoke(["--verbose"])
+    record["first_after"] = _snapshot(first_run)
+    return record
+
+
+def test_max_runs_stops_and_results_are_updated_after_each_run(killed_and_resumed):
+    code, text = killed_and_resumed["a"]
+    assert code == 0
+    assert "[1/4] ippo on matrix-climbing (2 seeds, 2,048 steps): done in" in text
+    assert "stopping after 1 run(s) (--max-runs)" in text
+    # The sweep's one JSON holds the finished run already; the report waits for all runs.
+    assert killed_and_resumed["results_a"] == {
+        "matrix": {
+            "matrix-climbing": {
+                "ippo": killed_and_resumed["results_a"]["matrix"]["matrix-climbing"]["ippo"]
+            }
+        }
+    }
+    assert sorted(killed_and_resumed["results_a"]["matrix"]["matrix-climbing"]["ippo"]) == [
+        "seed_0",
+        "seed_1",
+    ]
+    assert not killed_and_resumed["report_a"]
+    assert "1/4 runs finished" in text
+
+
+def test_killed_run_leaves_a_checkpoint_and_dry_run_shows_statuses(killed_and_resumed):
+    # The killed invocation skipped the finished run and died inside the second one.
+    calls = killed_and_resumed["killed_calls"]
+    assert len(calls) == 1 and calls[0].endswith(os.path.join("iql", "matrix-climbing"))
+    assert killed_and_resumed["second_checkpoints"] == ["1"]
+    code, text = killed_and_resumed["dry_run"]
+    assert code == 0
+    lines = text.splitlines()
+    assert lines[0].startswith("sweep tiny: 2 algorithm(s) x 2 task(s) x 2 seed(s) = 4 run(s)")
+    assert lines[1].endswith(": finished, skipped") and "[1/4] ippo on matrix-climbing" in lines[1]
+    assert lines[2].endswith(": resumes") and "[2/4] iql on matrix-climbing" in lines[2]
+    assert lines[3].endswith(": new") and lines[4].endswith(": new")
+    assert lines[5] == "4 selected, 3 to train: 12,288 environment steps over all seeds"
+
+
+def test_resumed_sweep_skips_finished_runs_and_resumes_from_the_checkpoint(killed_and_resumed):
+    code, text = killed_and_resumed["c"]
+    assert code == 0
+    assert "[1/4] ippo on matrix-climbing (2 seeds, 2,048 steps): finished earlier, skipped" in text
+    assert (
+        "[2/4] iql on matrix-climbing (2 seeds, 2,048 steps): resuming from its checkpoint" in text
+    )
+    # run_experiment restarted the killed run from its checkpoint after the first interval.
+    assert "resumed from " in text and os.path.join("checkpoints", "1") in text
+    for i, (algo, task) in enumerate(RUNS[1:], 2):
+        assert f"[{i}/4] {algo} on {task} (2 seeds, 2,048 steps): done in" in text
+    assert "[4/4] iql on lbf-5x5-2p-1f (2 seeds, 2,048 steps): done in" in text
+    assert "; sweep ETA " in text and "; sweep done" in text
+    # The finished run's files were not touched (same bytes, same modification times).
+    assert killed_and_resumed["first_after"] == killed_and_resumed["first_before"]
+
+
+def test_sweep_writes_one_valid_results_file_report_and_records(killed_and_resumed):
+    out = killed_and_resumed["out"]
+    data = load_results(out / "results.json")  # validates the marl-eval layout, runs complete
+    assert sorted(data) == ["lbf", "matrix"]
+    for algo, task in RUNS:
+        env = task.split("-")[0]
+        runs = data[env][task][algo]
+        assert sorted(runs) == ["seed_0", "seed_1"]
+        assert [k for k in runs["seed_0"] if k.startswith("step_")] == ["step_0", "step_1"]
+        assert runs["seed_1"]["step_1"]["step_count"] == 2048
+        assert len(runs["seed_1"]["absolute_metrics"]["episode_return"]) == 8
+    # The resumed run logged each evaluation once (pruned past its checkpoint, then re-logged).
+    assert len(data["matrix"]["matrix-climbing"]["iql"]["seed_0"]) == 3
+    report = out / "report"
+    for name in (
+        "aggregate_scores.png",
+        "performance_profile.png",
+        "probability_of_improvement.png",
+        "sample_efficiency.png",
+        "single_task/matrix__matrix-climbing.png",
+        "single_task/lbf__lbf-5x5-2p-1f.png",
+        "aggregate_scores.csv",
+        "aggregate_scores.tex",
+        "probability_of_improvement.tex",
+        "per_task_scores.csv",
+        "per_task_scores.tex",
+    ):
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    stats = json.loads((report / "statistics.json").read_text())
+    assert sorted(stats["aggregate"]) == ["ippo", "iql"]
+    assert [(p["x"], p["y"]) for p in stats["probability_of_improvement"]] == [("ippo", "iql")]
+    # Records: the sweep file, the resolved configs, the wall-clock summary.
+    assert (out / "sweep.toml").read_text() == TINY_SWEEP
+    plan = json.loads((out / "plan.json").read_text())
+    assert [(r["algorithm"], r["task"]) for r in plan["runs"]] == RUNS
+    assert plan["runs"][3]["config"]["env_kwargs"] == {"time_limit": 25}
+    assert plan["runs"][1]["config"]["sequence_length"] == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] == summary["total"] == 4 and summary["failed"] == []
+    assert summary["wall_clock_seconds_total"] > summary["wall_clock_seconds"] > 0
+    assert all(r["status"] == "finished" and r["seconds"] > 0 for r in summary["runs"])
+
+
+def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
+    out, path = killed_and_resumed["out"], killed_and_resumed["path"]
+    (out / "report" / "aggregate_scores.png").unlink()
+    assert cli.main(["benchmark", str(path), "--out", str(out), "--report-only"]) == 0
+    assert (out / "report" / "aggregate_scores.png").is_file()
+    text = capsys.readouterr().out
+    assert "training" not in text and "report: " in text
+    changed = path.with_name("changed.toml")
+    changed.write_text(TINY_SWEEP.replace("rollout_length = 16", "rollout_length = 32"))
+    assert cli.main(["benchmark", str(changed), "--out", str(out), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "runs on disk differ from the sweep file" in err
+    assert "rollout_length: 16 in the folder, 32 now" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning and validation (nothing trained)
+# ---------------------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_plan_layers_overrides_budget_lists_and_seed_batches(tmp_path):
+    path = _write(
+        tmp_path,
+        """
+        [sweep]
+        seeds = 3
+        seed = 10
+        seed_batch = 2
+        [defaults]
+        total_steps = [1000, 2000]
+        num_envs = 8
+        num_evaluations = 1
+        lr = 1e-3
+        [algorithms.ippo]
+        rollout_length = 8
+        [algorithms.ippo_tanh]
+        algorithm = "ippo"
+        activation = "tanh"
+        rollout_length = 8
+        [algorithms.iql]
+        rollout_length = 4
+        [tasks.spread]
+        env_id = "mpe-simple_spread"
+        num_envs = 4
+        [tasks.spread.override.ppo]
+        env_kwargs = {max_cycles = 10}
+        [tasks.spread.override.ippo_tanh]
+        lr = 5e-4
+        """,
+    )
+    parsed = sweep.parse_sweep(path)
+    jobs = sweep.plan_sweep(parsed, tmp_path / "out")
+    # 3 algorithms x 1 task x 2 budgets x 2 seed batches (10-11, 12).
+    assert len(jobs) == 12
+    names = list(dict.fromkeys(j.name for j in jobs))
+    assert names == ["ippo_1k", "ippo_2k", "ippo_tanh_1k", "ippo_tanh_2k", "iql_1k", "iql_2k"]
+    assert {j.seeds for j in jobs} == {(10, 11), (12,)}
+    by = {(j.name, j.seeds): j for j in jobs}
+    tanh = by[("ippo_tanh_2k", (12,))]
+    assert tanh.task == "spread" and tanh.env_id == "mpe-simple_spread"
+    assert tanh.config.algorithm == "ippo_tanh_2k" and tanh.config.activation == "tanh"
+    assert tanh.config.lr == 5e-4 and tanh.config.num_envs == 4
+    assert tanh.config.env_kwargs == {"max_cycles": 10}
+    assert tanh.config.seed == 12 and tanh.config.num_seeds == 1
+    assert tanh.run_dir == tmp_path / "out" / "runs" / "ippo_tanh_2k" / "spread" / "seeds_12-12"
+    iql = by[("iql_1k", (10, 11))]
+    assert iql.config.lr == 1e-3 and iql.config.env_kwargs == {}
+    assert iql.requested_steps == 1000 and iql.total_steps >= 1000
+    assert type(iql.config).__name__ == "IQLConfig"
+
+
+BAD_FILES = {
+    "unknown algorithm": (
+        """
+        [algorithms.ipo]
+        [tasks.matrix-climbing]
+        """,
+        "[algorithms.ipo]: unknown algorithm 'ipo' (did you mean 'ippo'?)",
+    ),
+    "unknown task id": (
+        """
+        [algorithms.ippo]
+        [tasks.lbf-8x8-2p-2f-cop]
+        """,
+        "[tasks.lbf-8x8-2p-2f-cop]: unknown environment id 'lbf-8x8-2p-2f-cop'",
+    ),
+    "unknown config field": (
+        """
+        [algorithms.ippo]
+        lrr = 1e-3
+        [tasks.matrix-climbing]
+        """,
+        "[algorithms.ippo].lrr: unknown config field for ippo (IPPOConfig) (did you mean 'lr'?)",
+    ),
+    "unknown top-level key": (
+        """
+        [algorithm.ippo]
+        [algorithms.ippo]
+        [tasks.matrix-climbing]
+        """,
+        "top-level key 'algorithm': unknown (did you mean 'algorithms'?)",
+    ),
+    "unknown sweep key": (
+        """
+        [sweep]
+        seed_count = 3
+        [algorithms.ippo]
+        [tasks.matrix-climbing]
+        """,
+        "[sweep]: unknown key 'seed_count'",
+    ),
+    "bad value": (
+        """
+        [algorithms.ippo]
+        hidden_sizes = "64"
+        [tasks.matrix-climbing]
+        """,
+        "[algorithms.ippo].hidden_sizes: expected a list of integers",
+    ),
+    "field of another family in defaults": (
+        """
+        [defaults]
+        eps_decay_steps = 100
+        [algorithms.ippo]
+        [algorithms.iql]
+        [tasks.matrix-climbing]
+        """,
+        "[defaults].eps_decay_steps: unknown config field for ippo",
+    ),
+    "set by task and algorithm": (
+        """
+        [algorithms.ippo]
+        num_envs = 8
+        [tasks.matrix-climbing]
+        num_envs = 4
+        """,
+        "[tasks.matrix-climbing] and [algorithms.ippo] both set num_envs",
+    ),
+    "unknown override target": (
+        """
+        [algorithms.ippo]
+        [tasks.matrix-climbing.override.sac]
+        lr = 1.0
+        """,
+        "[tasks.matrix-climbing.override.sac]: 'sac' is neither an algorithm of this sweep",
+    ),
+    "reserved field": (
+        """
+        [algorithms.ippo]
+        num_seeds = 4
+        [tasks.matrix-climbing]
+        """,
+        "[algorithms.ippo].num_seeds: set by the sweep",
+    ),
+    "value refused by the family": (
+        """
+        [algorithms.ippo]
+        total_steps = 100
+        num_evaluations = 5
+        [tasks.matrix-climbing]
+        """,
+        "[algorithms.ippo] on [tasks.matrix-climbing]: total_steps (100)",
+    ),
+    "Q-learning on continuous actions": (
+        """
+        [algorithms.iql]
+        [tasks.mpe-simple_spread-continuous]
+        """,
+        "[algorithms.iql] on [tasks.mpe-simple_spread-continuous]: iql: Q-learning needs "
+        "discrete actions",
+    ),
+    "not TOML": ("[algorithms.ippo\n", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_sweep_files_are_refused_before_anything_runs(case, tmp_path, capsys):
+    text, message = BAD_FILES[case]
+    path = _write(tmp_path, text)
+    out = tmp_path / "out"
+    assert cli.main(["benchmark", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxmarl benchmark: error: ")
+    assert message in err, err
+    assert not out.exists()
+
+
+def test_usage_errors(tmp_path, capsys):
+    path = _write(tmp_path, TINY_SWEEP)
+    out = tmp_path / "out"
+    assert cli.main(["benchmark", str(tmp_path / "missing.toml")]) == 2
+    assert cli.main(["benchmark", str(path), "--out", str(out), "--only", "qmix/*"]) == 2
+    assert cli.main(["benchmark", str(path), "--out", str(out), "--max-runs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.toml: no such sweep file" in err
+    assert "--only 'qmix/*' matches no run; runs: ippo/matrix-climbing, iql/matrix-climbing" in err
+    assert "--max-runs must be >= 1" in err
+    assert not out.exists()
+    # --only selects in the dry run too.
+    assert (
+        cli.main(["benchmark", str(path), "--out", str(out), "--dry-run", "--only", "*/lbf*"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("] ")[1].split(" (")[0] for line in lines[1:-1]] == [
+        "ippo on lbf-5x5-2p-1f",
+        "iql on lbf-5x5-2p-1f",
+    ]
+    assert lines[-1].startswith("2 selected, 2 to train")
+    assert not out.exists()
+
+
+def test_help_and_light_errors_import_no_jax(tmp_path):
+    """`benchmark --help` and files refused by the light checks never import JAX or a family."""
+    bad_algorithm = _write(tmp_path, "[algorithms.dqn]\n[tasks.matrix-climbing]\n")
+    bad_table = tmp_path / "top.toml"
+    bad_table.write_text("[algorithms.ippo]\n[tasks.matrix-climbing]\n[seeds]\nn = 3\n")
+    code = textwrap.dedent(
+        f"""
+        import contextlib, io, json, sys
+        from jaxmarl_envs.algorithms import cli
+        out = []
+        for argv in (["benchmark", "--help"], ["benchmark", {str(bad_algorithm)!r}],
+                     ["benchmark", {str(bad_table)!r}]):
+            stream = io.StringIO()
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                try:
+                    status = cli.main(argv)
+                except SystemExit as exit:
+                    status = exit.code
+            heavy = [m for m in ("jax", "flax", "optax", "orbax", "matplotlib",
+                                 "jaxmarl_envs.algorithms.ppo", "jaxmarl_envs.algorithms.training")
+                     if m in sys.modules]
+            out.append([status, heavy, stream.getvalue()])
+        print(json.dumps(out))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    (
+        (help_code, help_heavy, help_text),
+        (algo_code, algo_heavy, algo_text),
+        (top_code, top_heavy, top_text),
+    ) = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert help_code == 0 and "--dry-run" in help_text and "--only" in help_text
+    assert algo_code == 2 and "[algorithms.dqn]: unknown algorithm 'dqn'" in algo_text
+    assert top_code == 2 and "top-level key 'seeds': unknown" in top_text
+    assert help_heavy == algo_heavy == top_heavy == []
+
+
+def test_example_sweep_file_is_valid(capsys):
+    """The documented example plans without errors (nothing trained)."""
+    example = Path(__file__).parents[1] / "benchmarks" / "sweeps" / "example.toml"
+    parsed = sweep.parse_sweep(example)
+    jobs = sweep.plan_sweep(parsed, Path("unused-out"))
+    assert {j.algorithm for j in jobs} == {"ippo", "mappo", "qmix", "isac"}
+    sac = [j for j in jobs if j.algorithm == "isac" and j.task == "mpe-simple_spread"]
+    assert len(sac) == 1 and sac[0].env_id == "mpe-simple_spread-continuous"
+    assert all(len(j.seeds) == 3 for j in jobs)
