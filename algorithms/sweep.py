@@ -782,7 +782,6 @@ def run_sweep(
     inner), updating `<out>/results.json` after each; then writes the report when every run of
     the sweep is finished (or when `report_only`). Returns the exit status (1 if a run or the
     report failed)."""
-    from jaxmarl_envs.algorithms import training
     from jaxmarl_envs.algorithms.config import to_dict
 
     started = time.time()
@@ -814,54 +813,11 @@ def run_sweep(
     results_path = out / "results.json"
     failed: list[str] = []
     if not report_only:
-        todo = [j for j in selected if job_status(j) != "finished"]
-        remaining = sum(j.env_steps for j in todo)
-        seconds_so_far, steps_so_far, trained = 0.0, 0, 0
-        for i, job in enumerate(jobs, 1):
-            if job not in selected:
-                continue
-            head = f"[{i}/{len(jobs)}] {_describe(job)}"
-            status = job_status(job)
-            if status == "finished":
-                print(f"{head}: finished earlier, skipped", flush=True)
-                continue
-            if max_runs is not None and trained >= max_runs:
-                print(f"stopping after {trained} run(s) (--max-runs); run again to continue")
-                break
-            ckpt = job.run_dir / "checkpoints"
-            resumed = status == "partial" and ckpt.is_dir() and any(ckpt.iterdir())
-            print(
-                f"{head}: {'resuming from its checkpoint' if resumed else 'training'}...",
-                flush=True,
-            )
-            t0 = time.time()
-            try:
-                module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
-                learner = module.make_learner(job.config)
-                summary = training.run_experiment(
-                    learner, str(job.run_dir), resume=True, verbose=verbose
-                )
-                if not summary["finished"]:
-                    raise RuntimeError("training stopped before the end of the budget")
-            except Exception as err:  # a failed run must not stop the sweep; KeyboardInterrupt does
-                traceback.print_exc()
-                failed.append(job.key)
-                print(f"{head}: FAILED after {fmt_duration(time.time() - t0)}: {err}", flush=True)
-                remaining -= job.env_steps
-                continue
-            seconds = time.time() - t0
-            trained += 1
-            (job.run_dir / "sweep_run.json").write_text(
-                json.dumps({"seconds": seconds, "resumed": resumed, "env_steps": job.env_steps})
-                + "\n"
-            )
-            collect_results(jobs, results_path)
-            seconds_so_far += seconds
-            steps_so_far += job.env_steps
-            remaining -= job.env_steps
-            eta = remaining * seconds_so_far / max(steps_so_far, 1)
-            tail = f"sweep ETA {fmt_duration(eta)}" if remaining > 0 else "sweep done"
-            print(f"{head}: done in {fmt_duration(seconds)}; {tail}", flush=True)
+        try:
+            _train_selected(jobs, selected, results_path, max_runs, verbose, failed)
+        except BaseException:  # killed (Ctrl-C, a test's interruption): record the time spent
+            _write_summary(sweep, jobs, out, started, failed)
+            raise
     finished = collect_results(jobs, results_path)
     code = 1 if failed else 0
     if report_only or finished == len(jobs):
@@ -878,6 +834,67 @@ def run_sweep(
         print(f"failed runs: {', '.join(failed)} (run the sweep again to retry them)")
     print(f"results in {results_path if results_path.exists() else out}; summary {summary_path}")
     return code
+
+
+def _train_selected(
+    jobs: list[Job],
+    selected: list[Job],
+    results_path: Path,
+    max_runs: int | None,
+    verbose: bool,
+    failed: list[str],
+) -> None:
+    """Trains the selected unfinished runs in order, one progress line each (appending failed
+    runs' keys to `failed`), and rebuilds the sweep's results after every finished run."""
+    from jaxmarl_envs.algorithms import training
+
+    todo = [j for j in selected if job_status(j) != "finished"]
+    remaining = sum(j.env_steps for j in todo)
+    seconds_so_far, steps_so_far, trained = 0.0, 0, 0
+    for i, job in enumerate(jobs, 1):
+        if job not in selected:
+            continue
+        head = f"[{i}/{len(jobs)}] {_describe(job)}"
+        status = job_status(job)
+        if status == "finished":
+            print(f"{head}: finished earlier, skipped", flush=True)
+            continue
+        if max_runs is not None and trained >= max_runs:
+            print(f"stopping after {trained} run(s) (--max-runs); run again to continue")
+            break
+        ckpt = job.run_dir / "checkpoints"
+        resumed = status == "partial" and ckpt.is_dir() and any(ckpt.iterdir())
+        print(
+            f"{head}: {'resuming from its checkpoint' if resumed else 'training'}...",
+            flush=True,
+        )
+        t0 = time.time()
+        try:
+            module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
+            learner = module.make_learner(job.config)
+            summary = training.run_experiment(
+                learner, str(job.run_dir), resume=True, verbose=verbose
+            )
+            if not summary["finished"]:
+                raise RuntimeError("training stopped before the end of the budget")
+        except Exception as err:  # a failed run must not stop the sweep; KeyboardInterrupt does
+            traceback.print_exc()
+            failed.append(job.key)
+            print(f"{head}: FAILED after {fmt_duration(time.time() - t0)}: {err}", flush=True)
+            remaining -= job.env_steps
+            continue
+        seconds = time.time() - t0
+        trained += 1
+        (job.run_dir / "sweep_run.json").write_text(
+            json.dumps({"seconds": seconds, "resumed": resumed, "env_steps": job.env_steps}) + "\n"
+        )
+        collect_results(jobs, results_path)
+        seconds_so_far += seconds
+        steps_so_far += job.env_steps
+        remaining -= job.env_steps
+        eta = remaining * seconds_so_far / max(steps_so_far, 1)
+        tail = f"sweep ETA {fmt_duration(eta)}" if remaining > 0 else "sweep done"
+        print(f"{head}: done in {fmt_duration(seconds)}; {tail}", flush=True)
 
 
 def _select(jobs: list[Job], only: list[str] | None) -> list[Job]:

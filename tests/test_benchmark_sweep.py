@@ -109,6 +109,7 @@ def killed_and_resumed(tmp_path_factory):
         with pytest.raises(KeyboardInterrupt):
             invoke([])
     record["killed_calls"] = calls
+    record["summary_b"] = json.loads((out / "summary.json").read_text())
     second_run = out / "runs" / "iql" / "matrix-climbing"
     record["second_checkpoints"] = sorted(os.listdir(second_run / "checkpoints"))
     record["dry_run"] = invoke(["--dry-run"])
@@ -145,6 +146,9 @@ def test_killed_run_leaves_a_checkpoint_and_dry_run_shows_statuses(killed_and_re
     calls = killed_and_resumed["killed_calls"]
     assert len(calls) == 1 and calls[0].endswith(os.path.join("iql", "matrix-climbing"))
     assert killed_and_resumed["second_checkpoints"] == ["1"]
+    # The interrupted invocation still recorded where the sweep stood.
+    summary = killed_and_resumed["summary_b"]
+    assert [r["status"] for r in summary["runs"]] == ["finished", "partial", "new", "new"]
     code, text = killed_and_resumed["dry_run"]
     assert code == 0
     lines = text.splitlines()
@@ -228,6 +232,26 @@ def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
     err = capsys.readouterr().err
     assert "runs on disk differ from the sweep file" in err
     assert "rollout_length: 16 in the folder, 32 now" in err
+
+
+def test_a_failed_run_does_not_stop_the_sweep(tmp_path, monkeypatch, capsys):
+    path = _write(tmp_path, TINY_SWEEP)
+    out = tmp_path / "out"
+    calls = []
+
+    def broken(learner, out_dir=None, resume=False, stop_after=None, verbose=True):
+        calls.append(out_dir)
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(training, "run_experiment", broken)
+    assert cli.main(["benchmark", str(path), "--out", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert len(calls) == 4
+    assert text.count(": FAILED after ") == 4 and "out of memory (simulated)" in text
+    assert "failed runs: ippo/matrix-climbing, iql/matrix-climbing, ippo/lbf-5x5-2p-1f" in text
+    assert not (out / "results.json").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["failed"]) == 4 and summary["finished"] == 0
 
 
 # ---------------------------------------------------------------------------------------------
