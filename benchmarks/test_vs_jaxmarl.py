@@ -1,0 +1,206 @@
+"""Our MPE against JaxMARL 0.2.0's MPE under the strict protocol of issue 18 (optional:
+needs `pip install --no-deps jaxmarl==0.2.0 jaxtyping wadler_lindig`, see pyproject's
+`bench` extra).
+
+Run: `pytest benchmarks/test_vs_jaxmarl.py -s -p no:randomly` (not `--benchmark-only`,
+which would skip the speed-up checks that compare the measurements).
+
+Protocol (`common.make_strict_run`, `common.interleaved_ratio`): every timed call resets the
+whole batch of 1024 from a fresh key, then runs 100 random legal discrete actions in one
+`lax.scan`, reducing every observation array and the reward into a checksum every step;
+ours and JaxMARL's calls alternate A/B/A/B in this process and the speed-up is the median
+(and range) over rounds of `time_jaxmarl / time_ours`. Batch 1: a Python loop over a jitted
+single-environment step, the observation and reward pulled to numpy every step, interleaved
+likewise.
+
+Like for like: the same scenario sizes (simple_spread: 3 agents, 3 landmarks, observation
+18; simple_tag: 3 adversaries, 1 good agent, 2 obstacles, observations 16/14), discrete
+actions (5 per agent) on both sides, both auto-resetting inside the step, and equal
+episodes of 25 steps: JaxMARL ends an episode on the step taken at `state.step >=
+max_steps` (so its default `max_steps=25` gives 26-step episodes) and we set
+`max_steps=24`; ours ends on the step that makes the count reach `max_cycles=25`.
+JaxMARL's observations are a dict of per-agent arrays and its rewards a dict of scalars;
+the adapter below stacks the rewards inside the jitted step and the checksum reduces every
+observation array of the dict.
+
+Targets (issue 18), on a 2-core CPU: batch 1024, mpe-simple_spread and mpe-simple_tag
+>= 3x JaxMARL; batch-1 Python loop on mpe-simple_spread >= 2x JaxMARL.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from common import (
+    format_ratio_table,
+    interleaved_ratio,
+    make_python_loop,
+    make_strict_run,
+    ours,
+)
+
+jaxmarl = pytest.importorskip(
+    "jaxmarl", reason="JaxMARL 0.2.0 is an optional peer: pip install --no-deps jaxmarl==0.2.0"
+)
+
+BATCH = 1024
+ROUNDS = 7
+LOOP_STEPS = 500
+LOOP_ROUNDS = 7
+#: JaxMARL's id of each of our environments.
+PEERS = {"mpe-simple_spread": "MPE_simple_spread_v3", "mpe-simple_tag": "MPE_simple_tag_v3"}
+#: JaxMARL's `max_steps` giving our 25-step episodes (it ends at `step >= max_steps`).
+JAXMARL_MAX_STEPS = 24
+#: Speed-up targets of issue 18 (ours / JaxMARL, same run).
+TARGETS = {"mpe-simple_spread": 3.0, "mpe-simple_tag": 3.0}
+LOOP_ENV = "mpe-simple_spread"
+LOOP_TARGET = 2.0
+_MEASURED: dict[str, dict] = {}
+
+
+def _jaxmarl(name: str):
+    """`(reset, step, mask_of, obs_of)` of JaxMARL's peer of our `name` in our calling
+    convention: state `(jaxmarl_state, key)`, action `(num_agents,)` int32, timestep a dict
+    with the observation dict and the stacked rewards. JaxMARL's `step` auto-resets."""
+    env = jaxmarl.make(PEERS[name], max_steps=JAXMARL_MAX_STEPS)
+    agents = tuple(env.agents)
+    num_actions = int(env.action_space(agents[0]).n)
+    if any(int(env.action_space(a).n) != num_actions for a in agents):
+        raise ValueError(f"{PEERS[name]}: agents have different action counts")
+
+    def reset(key):
+        key, sub = jax.random.split(key)
+        obs, state = env.reset(sub)
+        reward = jax.numpy.zeros((len(agents),), jax.numpy.float32)
+        return (state, key), {"observation": obs, "reward": reward}
+
+    def step(carry, action):
+        state, key = carry
+        key, sub = jax.random.split(key)
+        actions = {a: action[i] for i, a in enumerate(agents)}
+        obs, state, rewards, _, _ = env.step(sub, state, actions)
+        reward = jax.numpy.stack([rewards[a] for a in agents]).astype(jax.numpy.float32)
+        return (state, key), {"observation": obs, "reward": reward}
+
+    def mask_of(ts):
+        # Every action is legal (a constant, like a user would hold it: no device transfer).
+        return np.ones(np.shape(ts["reward"]) + (num_actions,), bool)
+
+    def obs_of(ts):
+        return (ts["observation"], ts["reward"])
+
+    return reset, step, mask_of, obs_of
+
+
+def _check_like_for_like(name: str) -> None:
+    """Same agent count, observation sizes and episode length on both sides."""
+    import jaxmarl_envs
+
+    mine = jaxmarl_envs.make(name)
+    peer = jaxmarl.make(PEERS[name], max_steps=JAXMARL_MAX_STEPS)
+    sizes = tuple(peer.observation_space(a).shape[0] for a in peer.agents)
+    assert mine.agent_observation_sizes == sizes
+    assert mine.agent_action_sizes == tuple(peer.action_space(a).n for a in peer.agents)
+    # Episode length: count steps until JaxMARL's done on a fixed action.
+    _, state = peer.reset(jax.random.PRNGKey(0))
+    noop = {a: 0 for a in peer.agents}
+    length = 0
+    done = False
+    while not done:
+        _, state, _, dones, _ = peer.step_env(jax.random.PRNGKey(1), state, noop)
+        length += 1
+        done = bool(dones["__all__"])
+    assert length == mine.max_cycles == 25
+
+
+@pytest.mark.parametrize("env_id", list(TARGETS))
+def test_strict_vs_jaxmarl(benchmark, env_id):
+    _check_like_for_like(env_id)
+    run_ours = make_strict_run(*ours(env_id), batch=BATCH)
+    reset, step, mask_of, obs_of = _jaxmarl(env_id)
+    run_peer = make_strict_run(reset, step, mask_of, obs_of, batch=BATCH)
+    benchmark.group = f"vs-jaxmarl-strict-{env_id}"
+    res = benchmark.pedantic(
+        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": ROUNDS}, rounds=1
+    )
+    work = BATCH * 100
+    benchmark.extra_info.update(
+        {
+            "env_id": env_id,
+            "peer": f"jaxmarl 0.2.0 {PEERS[env_id]} max_steps={JAXMARL_MAX_STEPS}",
+            "batch": BATCH,
+            "protocol": "strict (issue 18)",
+            "ours_env_steps_per_s": round(work / res["median_a_s"]),
+            "jaxmarl_env_steps_per_s": round(work / res["median_b_s"]),
+            "ratio_median": round(res["median"], 2),
+            "ratio_min": round(res["min"], 2),
+            "ratio_max": round(res["max"], 2),
+            "load_before": res["load_before"],
+            "load_after": res["load_after"],
+        }
+    )
+    _MEASURED[env_id] = res
+    print("\n" + format_ratio_table([(env_id, res)], {env_id: work}))
+    assert res["median"] > 0
+
+
+def test_python_loop_vs_jaxmarl(benchmark):
+    run_ours = make_python_loop(*ours(LOOP_ENV), steps=LOOP_STEPS)
+    reset, step, mask_of, obs_of = _jaxmarl(LOOP_ENV)
+    run_peer = make_python_loop(reset, step, mask_of, steps=LOOP_STEPS, obs_of=obs_of)
+    benchmark.group = f"vs-jaxmarl-loop-{LOOP_ENV}"
+    res = benchmark.pedantic(
+        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": LOOP_ROUNDS}, rounds=1
+    )
+    benchmark.extra_info.update(
+        {
+            "env_id": LOOP_ENV,
+            "batch": 1,
+            "protocol": "Python loop over a jitted step, observation and reward to numpy",
+            "ours_env_steps_per_s": round(LOOP_STEPS / res["median_a_s"]),
+            "jaxmarl_env_steps_per_s": round(LOOP_STEPS / res["median_b_s"]),
+            "ratio_median": round(res["median"], 2),
+            "ratio_min": round(res["min"], 2),
+            "ratio_max": round(res["max"], 2),
+            "load_before": res["load_before"],
+            "load_after": res["load_after"],
+        }
+    )
+    _MEASURED["loop"] = res
+    name = f"{LOOP_ENV} batch-1 loop"
+    print("\n" + format_ratio_table([(name, res)], {name: LOOP_STEPS}))
+    assert res["median"] > 0
+
+
+@pytest.mark.parametrize("env_id", list(TARGETS))
+def test_speedup_target(env_id):
+    """The issue's batch-1024 target from the interleaved measurement above (same run)."""
+    if env_id not in _MEASURED:
+        pytest.skip("needs the interleaved measurement from this run")
+    res = _MEASURED[env_id]
+    print(f"\n{env_id}: {res['median']:.2f}x JaxMARL (target {TARGETS[env_id]}x)")
+    assert res["median"] >= TARGETS[env_id]
+
+
+def test_python_loop_target():
+    """The issue's batch-1 target on simple_spread."""
+    if "loop" not in _MEASURED:
+        pytest.skip("needs the interleaved loop measurement from this run")
+    res = _MEASURED["loop"]
+    print(f"\n{LOOP_ENV} batch-1 loop: {res['median']:.2f}x JaxMARL (target {LOOP_TARGET}x)")
+    assert res["median"] >= LOOP_TARGET
+
+
+def test_print_table():
+    """Prints every comparison of this run in one table (for RESULTS.md)."""
+    rows = [(k, v) for k, v in _MEASURED.items() if k != "loop"]
+    work = {k: BATCH * 100 for k, _ in rows}
+    if "loop" in _MEASURED:
+        rows.append((f"{LOOP_ENV} batch-1 loop", _MEASURED["loop"]))
+        work[f"{LOOP_ENV} batch-1 loop"] = LOOP_STEPS
+    if not rows:
+        pytest.skip("nothing measured in this run")
+    head = "A = ours, B = JaxMARL 0.2.0; ratio = B time / A time"
+    print(f"\n{head}\n" + format_ratio_table(rows, work))
+    assert all(r["median"] > 0 for _, r in rows)
