@@ -140,9 +140,9 @@ def _int_setting(table: dict, key: str, default: int, minimum: int, where: str, 
     return value
 
 
-def _reserved(overrides: dict, where: str, errors: list[str], allow: tuple[str, ...] = ()):
+def _reserved(overrides: dict, where: str, errors: list[str]) -> None:
     for key in overrides:
-        if key in RESERVED and key not in allow:
+        if key in RESERVED:
             errors.append(f"{where}.{key}: set by the sweep, not a table ({RESERVED[key]})")
 
 
