@@ -40,8 +40,11 @@ from common import (
     ours,
 )
 
+# Any ImportError skips: also a JaxMARL whose own imports (jaxtyping) are missing.
 jaxmarl = pytest.importorskip(
-    "jaxmarl", reason="JaxMARL 0.2.0 is an optional peer: pip install --no-deps jaxmarl==0.2.0"
+    "jaxmarl",
+    reason="JaxMARL 0.2.0 is an optional peer: pip install --no-deps jaxmarl==0.2.0 jaxtyping",
+    exc_type=ImportError,
 )
 
 BATCH = 1024
