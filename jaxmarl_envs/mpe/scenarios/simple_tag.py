@@ -174,9 +174,11 @@ class SimpleTag(Scenario):
         )
         good_idx = np.stack(self._good_others[n_adv:])  # (G, G-1)
         good_rows = jnp.concatenate([body[n_adv:], vel[good_idx].reshape(self.num_good, -1)], 1)
-        view = jnp.zeros((n, self.max_obs_size), jnp.float32)
-        view = view.at[:n_adv, : self.obs_sizes[0]].set(adv_rows)
-        return view.at[n_adv:, : self.obs_sizes[-1]].set(good_rows)
+        # Both blocks zero-padded to the widest row and stacked (cheaper on CPU than
+        # scattering them into a zero array).
+        width = self.max_obs_size
+        blocks = [jnp.pad(b, ((0, 0), (0, width - b.shape[1]))) for b in (adv_rows, good_rows)]
+        return jnp.concatenate(blocks, axis=0).astype(jnp.float32)
 
     def _caught(self, state: State) -> chex.Array:
         """`(G, A)` bool: good agent `g` touches adversary `a`."""
