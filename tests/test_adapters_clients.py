@@ -92,15 +92,16 @@ def _wrappers(env):
 def test_record_video_writes_every_episode(tmp_path):
     pytest.importorskip("moviepy", reason="RecordVideo needs moviepy (in the dev extra)")
     env = gymnasium.make(gymnasium_id("rware-tiny-2ag"), render_mode="rgb_array", time_limit=6)
+    folder = tmp_path / "videos"  # a new folder: RecordVideo warns when overwriting one
     env = gymnasium.wrappers.RecordVideo(
-        env, str(tmp_path), episode_trigger=lambda _: True, disable_logger=True
+        env, str(folder), episode_trigger=lambda _: True, disable_logger=True
     )
     episodes = list(_run_single(env, 2))
     env.close()
     assert [steps for steps, _, _ in episodes] == [6, 6]
-    videos = sorted(p for p in os.listdir(tmp_path) if p.endswith(".mp4"))
+    videos = sorted(p for p in os.listdir(folder) if p.endswith(".mp4"))
     assert len(videos) == 2
-    assert all(os.path.getsize(tmp_path / v) > 0 for v in videos)
+    assert all(os.path.getsize(folder / v) > 0 for v in videos)
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
