@@ -194,3 +194,61 @@ def test_unknown_ids_raise_clear_errors():
             factory("rware-tiny-4agg")
     with pytest.raises(gymnasium.error.Error):
         gymnasium.make("jaxmarl_envs/no-such-env-v0")
+
+
+def test_host_function_round_trips_every_dtype_in_one_buffer():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxmarl_envs.adapters._common import HostFunction
+
+    def fn(x):
+        host = {
+            "f": x * 1.5,
+            "b": x > 1,
+            "i8": x.astype(jnp.int8) - 3,
+            "u8": x.astype(jnp.uint8),
+            "i32": (x * 7).astype(jnp.int32),
+            "scalar": jnp.sum(x),
+            "nested": (jnp.arange(3, dtype=jnp.int16), None),
+        }
+        return x + 1, host
+
+    hf = HostFunction(fn)
+    for n in (1, 4):  # two batch sizes: one layout each
+        x = jnp.arange(n, dtype=jnp.float32)
+        keep, host = hf(x)
+        assert isinstance(keep, jax.Array) and np.array_equal(np.asarray(keep), np.asarray(x) + 1)
+        expect = jax.tree_util.tree_map(np.asarray, fn(x)[1])
+        assert jax.tree_util.tree_structure(host) == jax.tree_util.tree_structure(expect)
+        for got, want in zip(
+            jax.tree_util.tree_leaves(host), jax.tree_util.tree_leaves(expect), strict=True
+        ):
+            assert isinstance(got, np.ndarray) and got.dtype == want.dtype
+            assert got.shape == want.shape and np.array_equal(got, want)
+            assert got.flags.writeable
+        host["f"][...] = -1  # a fresh buffer per call: no later call sees the write
+        assert np.array_equal(hf(x)[1]["f"], np.asarray(x) * 1.5)
+    assert hf.cache_size() == 2
+
+
+def test_action_check_accepts_integer_dtypes_and_names_problems():
+    import numpy as np
+
+    from jaxmarl_envs.adapters._common import ActionCheck
+
+    check = ActionCheck(jaxmarl_envs.make("lbf-8x8-2p-2f-coop"))
+    for dtype in (np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64):
+        out = check(np.array([5, 0], dtype))
+        assert out.dtype == check.dtype and out.tolist() == [5, 0]
+    assert check([1, 2]).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="shape"):
+        check(np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="dtype"):
+        check(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="dtype"):
+        check(np.array([True, False]))
+    with pytest.raises(ValueError, match="out of bounds"):
+        check(np.array([6, 0], np.int64))
+    with pytest.raises(ValueError, match="out of bounds"):
+        check(np.array([-1, 0], np.int8))
