@@ -30,9 +30,9 @@ from jaxmarl_envs.algorithms.value_kernels import (
     linear_epsilon,
     masked_argmax,
     max_q_select,
+    n_step_targets,
     periodic_update,
     soft_update,
-    td_target,
     vdn_mix,
 )
 from jaxmarl_envs.env import Environment
@@ -64,6 +64,9 @@ class QLearningConfig(training.RunConfig):
     share_params: bool = field(True, "one Q-network for all agents (else one per agent)")
     hidden_sizes: tuple[int, ...] = field((128, 128), "dense sizes; the GRU follows the first")
     gru_size: int = field(128, "GRU state size")
+    recurrent: bool = field(
+        True, "GRU after the first dense layer (else a feed-forward Q-network, no memory)"
+    )
     activation: str = field("relu", "activation", choices=("relu", "tanh", "gelu", "silu"))
     rollout_length: int = field(8, "steps per environment between training phases")
     grad_steps: int = field(2, "gradient steps after every rollout")
@@ -74,6 +77,11 @@ class QLearningConfig(training.RunConfig):
     learning_starts: int = field(1_000, "environment steps collected before training starts")
     lr: float = field(3e-4, "Adam learning rate")
     gamma: float = field(0.99, "discount factor")
+    n_step: int = field(
+        1,
+        "rewards summed before bootstrapping (n-step targets, cut at episode and sequence "
+        "ends; 1: one-step TD)",
+    )
     max_grad_norm: float = field(10.0, "global gradient-norm clip")
     double_q: bool = field(True, "double DQN targets (online argmax, target evaluation)")
     eps_start: float = field(1.0, "initial exploration rate")
@@ -157,6 +165,7 @@ def derive(config: QLearningConfig, num_devices: int | None = None) -> Derived:
     positive = (
         "rollout_length",
         "grad_steps",
+        "n_step",
         "sequence_length",
         "sample_period",
         "batch_size",
@@ -185,6 +194,11 @@ def derive(config: QLearningConfig, num_devices: int | None = None) -> Derived:
         raise ValueError(f"target_update must be one of {TARGET_UPDATES}, got {c.target_update!r}")
     if not c.hidden_sizes or any(h < 1 for h in c.hidden_sizes):
         raise ValueError(f"hidden_sizes must be non-empty positive sizes, got {c.hidden_sizes}")
+    if c.n_step > c.sequence_length:
+        raise ValueError(
+            f"n_step ({c.n_step}) must be <= sequence_length ({c.sequence_length}): n-step "
+            "targets are cut at the end of each sampled sequence"
+        )
     buffer_time = c.buffer_size // c.num_envs
     needed = max(c.sequence_length, c.rollout_length)
     if buffer_time < needed:
@@ -219,12 +233,14 @@ class QNetwork(nn.Module):
     num_actions: int
     activation: str = "relu"
     gru_size: int = 128
+    recurrent: bool = True
 
     @nn.compact
     def __call__(self, hidden, x, resets):
-        hidden, h = Torso(self.hidden_sizes, self.activation, True, self.gru_size, name="torso")(
-            hidden, x, resets
+        torso = Torso(
+            self.hidden_sizes, self.activation, self.recurrent, self.gru_size, name="torso"
         )
+        hidden, h = torso(hidden, x, resets)
         return hidden, nn.Dense(self.num_actions, name="head")(h)
 
 
@@ -467,17 +483,23 @@ class QLearner:
             )
         else:
             next_value = max_q_select(q_next_target, batch["next_mask"])
+        # Step t ends its episode when step t + 1 starts a new one (unknown at the
+        # sequence's last step, where n-step targets stop anyway).
+        resets = batch["reset"]
+        ends = jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
         if c.mixer == "none":
             predicted, reward, terminated = chosen, batch["reward"], batch["terminated"]
         else:
             reward = batch["reward"].sum(-1)  # team reward: the sum over agents
             terminated = batch["terminated"].all(-1)  # team termination
+            ends = ends.any(-1)
             if c.mixer == "vdn":
                 predicted, next_value = vdn_mix(chosen), vdn_mix(next_value)
             else:
                 predicted = self.mixer.apply(params.mixer, chosen, batch["state"])
                 next_value = self.mixer.apply(target_params.mixer, next_value, batch["next_state"])
-        target = jax.lax.stop_gradient(td_target(reward, next_value, terminated, c.gamma))
+        target = n_step_targets(reward, next_value, terminated, ends, c.gamma, c.n_step)
+        target = jax.lax.stop_gradient(target)
         td = predicted - target
         loss = 0.5 * jnp.mean(td**2)
         return loss, {"loss": loss, "q_mean": predicted.mean(), "td_abs": jnp.abs(td).mean()}
@@ -592,7 +614,13 @@ def make_learner(
     state_dim = int(np.prod(env.global_state_spec().shape)) if use_state else 0
     n = env.num_agents
     q_net = MultiAgentNet(
-        QNetwork(tuple(config.hidden_sizes), actions.dim, config.activation, config.gru_size),
+        QNetwork(
+            tuple(config.hidden_sizes),
+            actions.dim,
+            config.activation,
+            config.gru_size,
+            config.recurrent,
+        ),
         n,
         config.share_params,
         config.gru_size,

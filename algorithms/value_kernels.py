@@ -114,6 +114,61 @@ def td_target(
     return reward + gamma * not_done * next_value
 
 
+def n_step_targets(
+    reward: chex.Array,
+    next_value: chex.Array,
+    terminated: chex.Array,
+    episode_end: chex.Array,
+    gamma: float,
+    n: int,
+) -> chex.Array:
+    """n-step TD targets along a time-major sequence, cut at episode ends and at the
+    sequence end.
+
+    The target of step t sums the discounted rewards of steps `t .. j` and bootstraps with
+    `gamma ** (j - t + 1) * next_value[j]`, where `j` is the first of: `t + n - 1`, the
+    sequence's last step, or an episode's last step (`episode_end` or `terminated`). A
+    terminated step `j` does not bootstrap; a truncated one does (from `next_value[j]`, the
+    value of the true final observation). `n = 1` is `td_target`.
+
+    Args:
+        reward: `(L, ...)` rewards.
+        next_value: `(L, ...)` bootstrap values of each step's true successor.
+        terminated: `(L, ...)` bool, the episode ended by termination at that step.
+        episode_end: `(L, ...)` bool, the step is its episode's last (termination or
+            truncation); steps where only `terminated` is set count as ends too.
+        gamma: discount factor.
+        n: steps summed before bootstrapping (>= 1, static).
+
+    Returns:
+        `(L, ...)` float32 targets.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    length = reward.shape[0]
+    terminated = terminated.astype(bool)
+    seq_end = (jnp.arange(length) == length - 1).reshape((length,) + (1,) * (reward.ndim - 1))
+    stop = terminated | episode_end.astype(bool) | seq_end
+
+    def ahead(x, k, fill):
+        """`x[t + k]` for every t, `fill` past the sequence end."""
+        if k == 0:
+            return x
+        k = min(k, length)
+        pad = jnp.full((k,) + x.shape[1:], fill, x.dtype)
+        return jnp.concatenate([x[k:], pad], axis=0)
+
+    target = jnp.zeros(reward.shape, jnp.float32)
+    active = jnp.ones(reward.shape, bool)
+    for k in range(n):
+        stop_k = ahead(stop, k, True) | (k == n - 1)
+        target = target + jnp.where(active, gamma**k * ahead(reward, k, 0.0), 0.0)
+        bootstrap = active & stop_k & ~ahead(terminated, k, True)
+        target = target + jnp.where(bootstrap, gamma ** (k + 1) * ahead(next_value, k, 0.0), 0.0)
+        active = active & ~stop_k
+    return target
+
+
 # =============================================================================================
 # Target networks
 # =============================================================================================

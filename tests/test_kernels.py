@@ -11,6 +11,7 @@ from jaxmarl_envs.algorithms.advantages import gae, lambda_returns
 from jaxmarl_envs.algorithms.distributions import DiagGaussian, MaskedCategorical
 from jaxmarl_envs.algorithms.losses import clipped_surrogate_loss, clipped_value_loss, normalize
 from jaxmarl_envs.algorithms.networks import Actor, Critic, MultiAgentNet
+from jaxmarl_envs.algorithms.value_kernels import n_step_targets, td_target
 
 REWARDS = jnp.array([1.0, 2.0, 3.0])
 VALUES = jnp.array([0.5, 1.0, 1.5])
@@ -180,3 +181,51 @@ def test_per_agent_parameters_differ_across_agents():
     _, v = net.apply(params, net.initial_hidden((2,)), x, jnp.zeros((1, 2, 3), bool))
     assert v.shape == (1, 2, 3)
     assert not np.isclose(v[0, 0, 0], v[0, 0, 1])  # same input, different agents' params
+
+
+# Value-learning n-step targets (issue 19): hand-built sequences, gamma 0.5.
+N_REWARD = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0])
+N_NEXT = jnp.array([10.0, 20.0, 30.0, 40.0, 50.0])
+NO_END = jnp.zeros(5, bool)
+
+
+def test_n_step_targets_without_episode_end():
+    target = n_step_targets(N_REWARD, N_NEXT, NO_END, NO_END, 0.5, 3)
+    # t=0: 1 + .5*2 + .25*3 + .125*V(s3)=.125*30; the last steps are cut at the sequence end.
+    expected = [
+        1 + 1 + 0.75 + 3.75,
+        2 + 1.5 + 1 + 0.125 * 40,
+        3 + 2 + 1.25 + 0.125 * 50,
+        4 + 2.5 + 0.25 * 50,
+        5 + 0.5 * 50,
+    ]
+    assert np.allclose(target, expected, atol=1e-6)
+
+
+def test_n_step_targets_cut_at_truncation_and_termination():
+    terminated = jnp.array([False, False, False, True, False])
+    ends = jnp.array([False, True, False, True, False])  # step 1 truncated, step 3 terminated
+    target = n_step_targets(N_REWARD, N_NEXT, terminated, ends, 0.5, 3)
+    # t=0 stops at the truncation (bootstraps on the final observation's value 20);
+    # t=2 stops at the termination (no bootstrap).
+    expected = [1 + 0.5 * 2 + 0.25 * 20, 2 + 0.5 * 20, 3 + 0.5 * 4, 4, 5 + 0.5 * 50]
+    assert np.allclose(target, expected, atol=1e-6)
+    # A termination alone (episode_end not set) also stops the sum.
+    alone = n_step_targets(N_REWARD, N_NEXT, terminated, NO_END, 0.5, 3)
+    assert np.allclose(alone[2:], expected[2:], atol=1e-6)
+    assert np.isclose(float(alone[1]), 2 + 0.5 * 3 + 0.25 * 4)
+
+
+def test_n_step_one_is_td_target_and_keeps_trailing_axes():
+    rng = np.random.default_rng(0)
+    r, v = (jnp.asarray(rng.normal(size=(6, 3)), jnp.float32) for _ in range(2))
+    term = jnp.asarray(rng.random((6, 3)) < 0.3)
+    ends = term | jnp.asarray(rng.random((6, 3)) < 0.3)
+    assert np.allclose(n_step_targets(r, v, term, ends, 0.9, 1), td_target(r, v, term, 0.9))
+    # Columns are independent sequences: each matches the 1-D computation.
+    multi = n_step_targets(r, v, term, ends, 0.9, 4)
+    for j in range(3):
+        one = n_step_targets(r[:, j], v[:, j], term[:, j], ends[:, j], 0.9, 4)
+        assert np.allclose(multi[:, j], one, atol=1e-6)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        n_step_targets(r, v, term, ends, 0.9, 0)

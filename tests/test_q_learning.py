@@ -192,6 +192,8 @@ def test_derive_sizes():
         (dict(hidden_sizes=()), "hidden_sizes"),
         (dict(num_envs=0), "num_envs must be >= 1"),
         (dict(num_devices=3), "num_devices"),
+        (dict(n_step=0), "n_step must be >= 1"),
+        (dict(n_step=21, sequence_length=20), "n_step (21) must be <= sequence_length"),
     ],
 )
 def test_config_errors_before_compilation(overrides, message):
@@ -292,6 +294,41 @@ def test_loss_targets_reward_on_termination(learners, name):
         assert all(x.shape[0] == 2 for x in _leaves(state.params.agent))
 
 
+@pytest.mark.parametrize("name", ["iql", "vdn"])
+def test_loss_n_step_targets_cut_where_the_next_step_resets(learners, name):
+    """n-step (n=3) targets in the loss: rewards summed along the sequence, the sum cut where
+    the NEXT step starts an episode (here step 1 is truncated) and at the sequence end,
+    bootstrapping from the successor values of the stopping step (target network evaluation
+    of the online network's choice); computed here step by step in Python."""
+    cfg = dataclasses.replace(learners[name].config, n_step=3, gamma=0.5)
+    learner = ql.make_learner(cfg, env=ToyEnv(time_limit=3))
+    state = learner.init(jax.random.PRNGKey(0))
+    target_params = jax.tree_util.tree_map(lambda x: x * 0.5, state.params)
+    batch = _all_terminated_batch(learner, jax.random.PRNGKey(2), (5, 3))
+    batch["terminated"] = jnp.zeros_like(batch["terminated"])
+    batch["reset"] = batch["reset"].at[2].set(True)  # step 1 ends an episode (truncated)
+    loss, _ = learner.loss(state.params, target_params, batch)
+    q, q_next = learner.unroll(state.params.agent, batch["obs"], batch["next_obs"], batch["reset"])
+    _, q_next_t = learner.unroll(
+        target_params.agent, batch["obs"], batch["next_obs"], batch["reset"]
+    )
+    best = jnp.argmax(jnp.where(batch["next_mask"], q_next, -jnp.inf), -1)
+    value = np.asarray(jnp.take_along_axis(q_next_t, best[..., None], -1)[..., 0])
+    chosen = np.asarray(jnp.take_along_axis(q, batch["action"][..., None], -1)[..., 0])
+    reward = np.asarray(batch["reward"])
+    if name == "vdn":
+        value, chosen, reward = value.sum(-1), chosen.sum(-1), reward.sum(-1)
+    stops = {0: 1, 1: 1, 2: 4, 3: 4, 4: 4}  # last summed step: episode end or sequence end
+    target = np.stack(
+        [
+            sum(0.5**k * reward[t + k] for k in range(stops[t] - t + 1))
+            + 0.5 ** (stops[t] - t + 1) * value[stops[t]]
+            for t in range(5)
+        ]
+    )
+    assert np.isclose(float(loss), float(0.5 * np.mean((chosen - target) ** 2)), rtol=1e-5)
+
+
 def test_unroll_successor_values_match_sequence(learners):
     """Inside an episode q_next[t] equals q[t + 1]; the GRU resets where `reset` is set."""
     learner = learners["iql"]
@@ -306,6 +343,19 @@ def test_unroll_successor_values_match_sequence(learners):
     assert np.allclose(q2[:3], q[:3]) and not np.allclose(q2[3], q[3])
     fresh, _ = learner.unroll(state.params.agent, obs[3:], next_obs[3:], resets2[3:])
     assert np.allclose(q2[3:], fresh, atol=1e-5)
+
+
+def test_feed_forward_q_network_has_no_memory(learners):
+    """`recurrent=False`: each step's values depend on that step's observation only."""
+    cfg = dataclasses.replace(learners["iql"].config, recurrent=False)
+    learner = ql.make_learner(cfg, env=ToyEnv(time_limit=3))
+    params = learner.init(jax.random.PRNGKey(0)).params.agent
+    assert "gru" not in params["params"]["torso"]
+    obs = jax.random.normal(jax.random.PRNGKey(1), (4, 2, 2, learner.obs_dim))
+    resets = jnp.zeros((4, 2, 2), bool)
+    q, q_next = learner.unroll(params, obs, obs[::-1], resets)
+    alone, _ = learner.unroll(params, obs[2:3], obs[2:3], resets[:1])
+    assert np.allclose(q[2], alone[0], atol=1e-6) and np.allclose(q_next[::-1], q, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["soft", "hard"])
