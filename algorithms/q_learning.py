@@ -77,10 +77,19 @@ class QLearningConfig(training.RunConfig):
     learning_starts: int = field(1_000, "environment steps collected before training starts")
     lr: float = field(3e-4, "Adam learning rate")
     gamma: float = field(0.99, "discount factor")
+    reward_scale: float = field(
+        10.0,
+        "rewards are multiplied by this in the TD targets (Q-values in scaled units). With "
+        "1.0, LBF's normalised rewards (a team total of at most 1) leave the values of "
+        "neighbouring actions about 1e-3 apart, below the noise of Adam's fixed-size steps, "
+        "and IQL stalls near 0.3 on lbf-8x8-2p-2f-coop; 10 reaches about 0.9 in 2.5e5 steps "
+        "(issue 19, benchmarks/RESULTS.md)",
+    )
     n_step: int = field(
-        1,
+        3,
         "rewards summed before bootstrapping (n-step targets, cut at episode and sequence "
-        "ends; 1: one-step TD)",
+        "ends; 1: one-step TD). 3 roughly halves the steps IQL needs to reach 0.25 on "
+        "lbf-8x8-2p-2f-coop (issue 19, benchmarks/RESULTS.md)",
     )
     max_grad_norm: float = field(10.0, "global gradient-norm clip")
     double_q: bool = field(True, "double DQN targets (online argmax, target evaluation)")
@@ -180,7 +189,7 @@ def derive(config: QLearningConfig, num_devices: int | None = None) -> Derived:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
     if c.learning_starts < 0:
         raise ValueError(f"learning_starts must be >= 0, got {c.learning_starts}")
-    for name in ("lr", "max_grad_norm"):
+    for name in ("lr", "max_grad_norm", "reward_scale"):
         if not getattr(c, name) > 0:
             raise ValueError(f"{name} must be > 0, got {getattr(c, name)}")
     for name in ("gamma", "eps_start", "eps_end", "eval_epsilon"):
@@ -498,6 +507,7 @@ class QLearner:
             else:
                 predicted = self.mixer.apply(params.mixer, chosen, batch["state"])
                 next_value = self.mixer.apply(target_params.mixer, next_value, batch["next_state"])
+        reward = reward * c.reward_scale
         target = n_step_targets(reward, next_value, terminated, ends, c.gamma, c.n_step)
         target = jax.lax.stop_gradient(target)
         td = predicted - target

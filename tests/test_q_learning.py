@@ -162,6 +162,7 @@ def test_make_config_presets():
     qmix = ql.make_config("qmix", lr=1e-3)
     assert isinstance(qmix, ql.QMIXConfig) and qmix.mixer == "qmix" and qmix.lr == 1e-3
     assert qmix.eval_greedy and qmix.gru_size == 128 and qmix.sequence_length == 20
+    assert qmix.n_step == 3 and qmix.recurrent and qmix.reward_scale == 10.0
     with pytest.raises(ValueError, match="unknown Q-learning algorithm"):
         ql.make_config("dqn")
 
@@ -193,6 +194,7 @@ def test_derive_sizes():
         (dict(num_envs=0), "num_envs must be >= 1"),
         (dict(num_devices=3), "num_devices"),
         (dict(n_step=0), "n_step must be >= 1"),
+        (dict(reward_scale=0.0), "reward_scale must be > 0"),
         (dict(n_step=21, sequence_length=20), "n_step (21) must be <= sequence_length"),
     ],
 )
@@ -288,7 +290,15 @@ def test_loss_targets_reward_on_termination(learners, name):
     else:
         predicted = learner.mixer.apply(state.params.mixer, chosen, batch["state"])
         reward = batch["reward"].sum(-1)
-    assert np.isclose(float(loss), float(0.5 * jnp.mean((predicted - reward) ** 2)), rtol=1e-5)
+    scale = learner.config.reward_scale  # 10 by default
+    target = scale * reward
+    assert np.isclose(float(loss), float(0.5 * jnp.mean((predicted - target) ** 2)), rtol=1e-5)
+    # reward_scale multiplies the rewards in the targets.
+    scaled = ql.make_learner(
+        dataclasses.replace(learner.config, reward_scale=3.0), env=ToyEnv(time_limit=3)
+    )
+    loss3, _ = scaled.loss(state.params, state.target_params, batch)
+    assert np.isclose(float(loss3), float(0.5 * jnp.mean((predicted - 3 * reward) ** 2)), rtol=1e-5)
     assert np.isclose(float(stats["q_mean"]), float(predicted.mean()), rtol=1e-5, atol=1e-6)
     if name == "iql_unshared":  # one parameter set per agent: a leading (N,) axis
         assert all(x.shape[0] == 2 for x in _leaves(state.params.agent))
@@ -315,7 +325,7 @@ def test_loss_n_step_targets_cut_where_the_next_step_resets(learners, name):
     best = jnp.argmax(jnp.where(batch["next_mask"], q_next, -jnp.inf), -1)
     value = np.asarray(jnp.take_along_axis(q_next_t, best[..., None], -1)[..., 0])
     chosen = np.asarray(jnp.take_along_axis(q, batch["action"][..., None], -1)[..., 0])
-    reward = np.asarray(batch["reward"])
+    reward = np.asarray(batch["reward"]) * cfg.reward_scale
     if name == "vdn":
         value, chosen, reward = value.sum(-1), chosen.sum(-1), reward.sum(-1)
     stops = {0: 1, 1: 1, 2: 4, 3: 4, 4: 4}  # last summed step: episode end or sequence end

@@ -111,3 +111,15 @@ _MULTI_DEVICE = textwrap.dedent(
 @pytest.mark.slow
 def test_multi_device_equals_single_device(tmp_path):
     run_on_four_cpu_devices(_MULTI_DEVICE, tiny=TINY, out=str(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_iql_learns_lbf_8x8_2p_2f_coop():
+    """Default IQL (rewards x10 in the targets, 3-step targets) on the real task, seed 0,
+    4e5 steps (several minutes on two CPU cores). Random play scores about 0.02; the issue
+    asks for 0.9. The two-seed run of issue 19 gave 0.94 and 0.96 over its last three
+    evaluations (benchmarks/RESULTS.md, "Q-learning family fixes")."""
+    cfg = ql.make_config("iql", env_id="lbf-8x8-2p-2f-coop", total_steps=400_000, num_evaluations=8)
+    _, metrics = ql.make_train(cfg)(jax.random.PRNGKey(0))
+    curve = np.asarray(metrics["eval"].episode_return).mean(-1)
+    assert float(curve[-3:].mean()) > 0.9, curve
