@@ -2,7 +2,7 @@
 to reach an absolute metric of 0.97 on LBF, compilation and start-up included.
 
 The command runs in a subprocess with a fresh, empty JAX compilation cache (cold compile). The
-absolute metric is the mean team return of the best parameters re-evaluated on 10 x 32 sampled
+absolute metric is the mean team return of the best parameters re-evaluated on 10 x 64 sampled
 episodes at the end of training (`summary.json`, `absolute_return_per_seed`). LBF runs with
 `time_limit=100` (Jumanji's default, so Mava's setting; this project's default is 50, under which
 IPPO plateaus near 0.85). Anchor: Mava's ff_ippo reaches 0.975 on lbf-2s-8x8-2p-2f-coop in 2M
@@ -43,11 +43,13 @@ COMMAND = [
     "1e-3",
     "--anneal-lr",
     "--ent-coef",
-    "0.003",
+    "0.0005",
     "--total-steps",
     "1e6",
     "--num-evaluations",
-    "4",
+    "2",
+    "--eval-episodes",
+    "64",
     "--no-gif",
     "--no-plots",
     "--checkpoint-keep",
