@@ -218,6 +218,43 @@ def interleaved_ratio(
     }
 
 
+def benchmark_ratio(
+    benchmark: Any,
+    run_ours: Callable,
+    run_peer: Callable,
+    *,
+    peer: str,
+    group: str,
+    label: str,
+    work: int,
+    rounds: int,
+    info: dict[str, Any],
+) -> dict:
+    """Runs `interleaved_ratio(run_ours, run_peer)` once under pytest-benchmark, records the
+    standard figures in `benchmark.extra_info` (`info` plus steps/s of both sides, the ratio's
+    median/min/max and the load averages), prints the row and returns the result.
+
+    `work` is env-steps per call; `peer` names the other side in the recorded keys."""
+    benchmark.group = group
+    res = benchmark.pedantic(
+        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": rounds}, rounds=1
+    )
+    benchmark.extra_info.update(
+        {
+            **info,
+            "ours_env_steps_per_s": round(work / res["median_a_s"]),
+            f"{peer}_env_steps_per_s": round(work / res["median_b_s"]),
+            "ratio_median": round(res["median"], 2),
+            "ratio_min": round(res["min"], 2),
+            "ratio_max": round(res["max"], 2),
+            "load_before": res["load_before"],
+            "load_after": res["load_after"],
+        }
+    )
+    print("\n" + format_ratio_table([(label, res)], {label: work}))
+    return res
+
+
 def format_ratio_table(rows: list[tuple[str, dict]], work: dict[str, int] | None = None) -> str:
     """A text table of `interleaved_ratio` results: `rows` of `(name, result)`.
 

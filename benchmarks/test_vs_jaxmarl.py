@@ -33,8 +33,8 @@ import jax
 import numpy as np
 import pytest
 from common import (
+    benchmark_ratio,
     format_ratio_table,
-    interleaved_ratio,
     make_python_loop,
     make_strict_run,
     ours,
@@ -123,28 +123,23 @@ def test_strict_vs_jaxmarl(benchmark, env_id):
     run_ours = make_strict_run(*ours(env_id), batch=BATCH)
     reset, step, mask_of, obs_of = _jaxmarl(env_id)
     run_peer = make_strict_run(reset, step, mask_of, obs_of, batch=BATCH)
-    benchmark.group = f"vs-jaxmarl-strict-{env_id}"
-    res = benchmark.pedantic(
-        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": ROUNDS}, rounds=1
-    )
-    work = BATCH * 100
-    benchmark.extra_info.update(
-        {
+    res = benchmark_ratio(
+        benchmark,
+        run_ours,
+        run_peer,
+        peer="jaxmarl",
+        group=f"vs-jaxmarl-strict-{env_id}",
+        label=env_id,
+        work=BATCH * 100,
+        rounds=ROUNDS,
+        info={
             "env_id": env_id,
             "peer": f"jaxmarl 0.2.0 {PEERS[env_id]} max_steps={JAXMARL_MAX_STEPS}",
             "batch": BATCH,
             "protocol": "strict (issue 18)",
-            "ours_env_steps_per_s": round(work / res["median_a_s"]),
-            "jaxmarl_env_steps_per_s": round(work / res["median_b_s"]),
-            "ratio_median": round(res["median"], 2),
-            "ratio_min": round(res["min"], 2),
-            "ratio_max": round(res["max"], 2),
-            "load_before": res["load_before"],
-            "load_after": res["load_after"],
-        }
+        },
     )
     _MEASURED[env_id] = res
-    print("\n" + format_ratio_table([(env_id, res)], {env_id: work}))
     assert res["median"] > 0
 
 
@@ -152,27 +147,22 @@ def test_python_loop_vs_jaxmarl(benchmark):
     run_ours = make_python_loop(*ours(LOOP_ENV), steps=LOOP_STEPS)
     reset, step, mask_of, obs_of = _jaxmarl(LOOP_ENV)
     run_peer = make_python_loop(reset, step, mask_of, steps=LOOP_STEPS, obs_of=obs_of)
-    benchmark.group = f"vs-jaxmarl-loop-{LOOP_ENV}"
-    res = benchmark.pedantic(
-        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": LOOP_ROUNDS}, rounds=1
-    )
-    benchmark.extra_info.update(
-        {
+    res = benchmark_ratio(
+        benchmark,
+        run_ours,
+        run_peer,
+        peer="jaxmarl",
+        group=f"vs-jaxmarl-loop-{LOOP_ENV}",
+        label=f"{LOOP_ENV} batch-1 loop",
+        work=LOOP_STEPS,
+        rounds=LOOP_ROUNDS,
+        info={
             "env_id": LOOP_ENV,
             "batch": 1,
             "protocol": "Python loop over a jitted step, observation and reward to numpy",
-            "ours_env_steps_per_s": round(LOOP_STEPS / res["median_a_s"]),
-            "jaxmarl_env_steps_per_s": round(LOOP_STEPS / res["median_b_s"]),
-            "ratio_median": round(res["median"], 2),
-            "ratio_min": round(res["min"], 2),
-            "ratio_max": round(res["max"], 2),
-            "load_before": res["load_before"],
-            "load_after": res["load_after"],
-        }
+        },
     )
     _MEASURED["loop"] = res
-    name = f"{LOOP_ENV} batch-1 loop"
-    print("\n" + format_ratio_table([(name, res)], {name: LOOP_STEPS}))
     assert res["median"] > 0
 
 

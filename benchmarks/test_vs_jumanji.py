@@ -24,8 +24,8 @@ import os
 
 import pytest
 from common import (
+    benchmark_ratio,
     format_ratio_table,
-    interleaved_ratio,
     make_python_loop,
     make_strict_run,
     ours,
@@ -78,54 +78,44 @@ def _jumanji(name: str):
 def test_strict_vs_jumanji(benchmark, env_id):
     run_ours = make_strict_run(*ours(env_id), batch=BATCH)
     run_peer = make_strict_run(*_jumanji(env_id), batch=BATCH)
-    benchmark.group = f"vs-jumanji-strict-{env_id}"
-    res = benchmark.pedantic(
-        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": ROUNDS}, rounds=1
-    )
-    work = BATCH * 100
-    benchmark.extra_info.update(
-        {
+    res = benchmark_ratio(
+        benchmark,
+        run_ours,
+        run_peer,
+        peer="jumanji",
+        group=f"vs-jumanji-strict-{env_id}",
+        label=env_id,
+        work=BATCH * 100,
+        rounds=ROUNDS,
+        info={
             "env_id": env_id,
             "batch": BATCH,
             "protocol": "strict (issue 18)",
-            "ours_env_steps_per_s": round(work / res["median_a_s"]),
-            "jumanji_env_steps_per_s": round(work / res["median_b_s"]),
-            "ratio_median": round(res["median"], 2),
-            "ratio_min": round(res["min"], 2),
-            "ratio_max": round(res["max"], 2),
-            "load_before": res["load_before"],
-            "load_after": res["load_after"],
-        }
+        },
     )
     _MEASURED[env_id] = res
-    print("\n" + format_ratio_table([(env_id, res)], {env_id: work}))
     assert res["median"] > 0
 
 
 def test_python_loop_vs_jumanji(benchmark):
     run_ours = make_python_loop(*ours(LOOP_ENV), steps=LOOP_STEPS)
     run_peer = make_python_loop(*_jumanji(LOOP_ENV), steps=LOOP_STEPS)
-    benchmark.group = f"vs-jumanji-loop-{LOOP_ENV}"
-    res = benchmark.pedantic(
-        interleaved_ratio, args=(run_ours, run_peer), kwargs={"rounds": LOOP_ROUNDS}, rounds=1
-    )
-    benchmark.extra_info.update(
-        {
+    res = benchmark_ratio(
+        benchmark,
+        run_ours,
+        run_peer,
+        peer="jumanji",
+        group=f"vs-jumanji-loop-{LOOP_ENV}",
+        label=f"{LOOP_ENV} batch-1 loop",
+        work=LOOP_STEPS,
+        rounds=LOOP_ROUNDS,
+        info={
             "env_id": LOOP_ENV,
             "batch": 1,
             "protocol": "Python loop over a jitted step, observation to numpy every step",
-            "ours_env_steps_per_s": round(LOOP_STEPS / res["median_a_s"]),
-            "jumanji_env_steps_per_s": round(LOOP_STEPS / res["median_b_s"]),
-            "ratio_median": round(res["median"], 2),
-            "ratio_min": round(res["min"], 2),
-            "ratio_max": round(res["max"], 2),
-            "load_before": res["load_before"],
-            "load_after": res["load_after"],
-        }
+        },
     )
     _MEASURED["loop"] = res
-    name = f"{LOOP_ENV} batch-1 loop"
-    print("\n" + format_ratio_table([(name, res)], {name: LOOP_STEPS}))
     assert res["median"] > 0
 
 
