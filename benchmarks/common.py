@@ -255,6 +255,18 @@ def benchmark_ratio(
     return res
 
 
+def check_target(measured: dict[str, dict], key: str, target: float, label: str) -> None:
+    """Asserts an issue's speed-up target on a ratio measured earlier in this run (skips if
+    that measurement did not run, e.g. deselected with `-k`)."""
+    import pytest
+
+    if key not in measured:
+        pytest.skip("needs the interleaved measurement from this run")
+    median = measured[key]["median"]
+    print(f"\n{label}: {median:.2f}x (target {target}x)")
+    assert median >= target
+
+
 def format_ratio_table(rows: list[tuple[str, dict]], work: dict[str, int] | None = None) -> str:
     """A text table of `interleaved_ratio` results: `rows` of `(name, result)`.
 

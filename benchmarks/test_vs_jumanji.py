@@ -25,6 +25,7 @@ import os
 import pytest
 from common import (
     benchmark_ratio,
+    check_target,
     format_ratio_table,
     make_python_loop,
     make_strict_run,
@@ -122,20 +123,12 @@ def test_python_loop_vs_jumanji(benchmark):
 @pytest.mark.parametrize("env_id", list(TARGETS))
 def test_speedup_target(env_id):
     """The issue's batch-1024 target from the interleaved measurement above (same run)."""
-    if env_id not in _MEASURED:
-        pytest.skip("needs the interleaved measurement from this run")
-    res = _MEASURED[env_id]
-    print(f"\n{env_id}: {res['median']:.2f}x Jumanji (target {TARGETS[env_id]}x)")
-    assert res["median"] >= TARGETS[env_id]
+    check_target(_MEASURED, env_id, TARGETS[env_id], f"{env_id} vs Jumanji")
 
 
 def test_python_loop_target():
     """The issue's batch-1 target: the Python loop is at least as fast as Jumanji's."""
-    if "loop" not in _MEASURED:
-        pytest.skip("needs the interleaved loop measurement from this run")
-    res = _MEASURED["loop"]
-    print(f"\n{LOOP_ENV} batch-1 loop: {res['median']:.2f}x Jumanji (target {LOOP_TARGET}x)")
-    assert res["median"] >= LOOP_TARGET
+    check_target(_MEASURED, "loop", LOOP_TARGET, f"{LOOP_ENV} batch-1 loop vs Jumanji")
 
 
 BREAKDOWN = {
