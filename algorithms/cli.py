@@ -18,6 +18,8 @@ _PLUGINS = (
     "jaxmarl_envs.algorithms.evaluation.plot_cli",
     "jaxmarl_envs.algorithms.train_cli",
     "jaxmarl_envs.algorithms.sweep",
+    "jaxmarl_envs.algorithms.datasets.cli",  # record, dataset
+    "jaxmarl_envs.algorithms.offline.cli",  # offline
 )
 
 #: Example ids shown per family by `jaxmarl list`.
