@@ -156,7 +156,7 @@ def budget_note(config: RunConfig, derived: Any) -> str:
     """One line on the step budget, e.g. `total steps: requested 600,000 -> training 622,592
     (19 evaluations x 4 updates x 64 envs x 128 steps)`, naming any change from the request."""
     rollout = getattr(config, "rollout_length", derived.steps_per_update // config.num_envs)
-    shape = (
+    shape = getattr(derived, "budget_shape", None) or (
         f"{derived.num_evaluations} evaluations x {derived.updates_per_eval} updates x "
         f"{config.num_envs} envs x {rollout} steps"
     )
@@ -632,7 +632,8 @@ def run_experiment(
     The learner protocol (see `ppo.PPOLearner`): `config`, `derived`, `env`, `eval_env`,
     `init(key)`, `learn(state) -> (state, {"train": dict, "eval": EvalOutput})`,
     `make_evaluate(num_episodes)`, `act`, `initial_hidden`, `batched` (which state parts are
-    per-environment), `policy_params(state)`, `best_policy_params(state)`.
+    per-environment), `policy_params(state)`, `best_policy_params(state)`; optionally `data`
+    (a pytree of arrays, e.g. an offline dataset), then `learn(state, data)`.
 
     Args:
         learner: the algorithm's learner.
@@ -674,8 +675,15 @@ def run_experiment(
     abstract = jax.eval_shape(init_seeds, keys)
     shardings = state_shardings(abstract, learner.batched, mesh)
 
-    def learn_seeds(state):
-        state, metrics = jax.vmap(learner.learn)(state)
+    # Learners that train from a fixed dataset (the offline family) expose it as `data`: it is
+    # passed to `learn(state, data)` as an argument (replicated, shared by the seeds), not
+    # baked into the compiled function as a constant, and never checkpointed.
+    data = getattr(learner, "data", None)
+    data_args = () if data is None else (jax.device_put(data, replicated(mesh)),)
+
+    def learn_seeds(state, *data_args):
+        in_axes = (0,) + (None,) * len(data_args)
+        state, metrics = jax.vmap(learner.learn, in_axes=in_axes)(state, *data_args)
         return jax.lax.with_sharding_constraint(state, shardings), metrics
 
     init = jax.jit(init_seeds, out_shardings=shardings)
@@ -723,7 +731,7 @@ def run_experiment(
     t0 = time.perf_counter()
     if state is None:
         state = init(keys)
-    compiled = learn.lower(state).compile()
+    compiled = learn.lower(state, *data_args).compile()
     compile_seconds = time.perf_counter() - t0
     progress.message(f"compiled in {compile_seconds:.1f} s")
     sps_values = []
@@ -732,7 +740,7 @@ def run_experiment(
     for interval in range(start, d.num_evaluations):
         if stop_after is not None and interval - start >= stop_after:
             break
-        (state, metrics), seconds = timed(lambda state=state: compiled(state))
+        (state, metrics), seconds = timed(lambda state=state: compiled(state, *data_args))
         metrics = jax.device_get(metrics)
         steps = (interval + 1) * steps_per_interval
         ev = metrics["eval"]
