@@ -29,6 +29,16 @@ from jaxmarl_envs.wrappers import AutoReset, GlobalState, VmapWrapper
 #   terminated    (num_agents,) bool;  truncated  (num_agents,) bool
 #   first         () bool, t is the first step of an episode
 #   last          () bool, the step ended the episode (the done field for episode_mode)
+# Added by the episode recorder (`make_episode_recorder`, used by `jaxmarl record`; the
+# rollout recorder and `ExperienceRecorder` do not write them):
+#   next_observation   same structure as `observation`: the true observation after the step
+#                      (== observation at t+1 inside an episode; on the last step the true
+#                      final observation, also of truncated episodes, for bootstrapping)
+#   next_action_mask   (num_agents, num_actions) legal actions in next_observation
+#   next_global_state  (state_dim,) centralised state after the step (when recorded)
+#   episode_id         () int32, episode index in the vault (0, 1, 2, ... in storage order)
+# and by `jaxmarl dataset combine`:
+#   tier               () int32, index into the vault metadata's "tier_names"
 DONE_KEY = "last"
 
 
@@ -291,6 +301,101 @@ class ExperienceRecorder:
             self.flush()
         if self.vault is not None:
             self.vault.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeRecorder:
+    """Records whole episodes of `num_envs` environments in one jitted call ("a wave").
+
+    Attributes:
+        run: `run(key, policy_input) -> (transitions, lengths)`, jitted: resets `num_envs`
+            environments with `jax.random.split(jax.random.split(key)[0], num_envs)`, steps
+            them `max_steps` times without auto-reset and returns transitions with leaves
+            `(num_envs, max_steps, ...)` in the layout above (with the `next_*` fields but
+            without `episode_id`) and `lengths (num_envs,)` int32: steps of environment `e`'s
+            episode are `[0, lengths[e])`, later steps are padding to drop.
+        env: the environment stepped (with `GlobalState` when recorded).
+    """
+
+    run: Callable
+    env: Environment
+    num_envs: int
+    max_steps: int
+
+
+def make_episode_recorder(
+    env: Environment,
+    policy: Callable,
+    init_policy_state: Callable[[int], Any],
+    num_envs: int,
+    max_steps: int | None = None,
+    record_global_state: bool = True,
+) -> EpisodeRecorder:
+    """Makes a recorder of one whole episode per environment, with the true next observation.
+
+    Unlike `make_rollout_recorder` (auto-reset, fixed-length rollouts) every call starts new
+    episodes and runs them to their end, so a caller can commit whole episodes only, and an
+    episode is a pure function of the call's key.
+
+    Args:
+        env: an (unbatched, not auto-resetting) environment with a time limit.
+        policy: batched, stateful: `policy(key, timestep, policy_state, policy_input) ->
+            (action, policy_state)` with timestep leaves `(num_envs, ...)`.
+        init_policy_state: `init_policy_state(num_envs)` -> the policy's initial state (e.g. a
+            recurrent hidden state; return None for none).
+        num_envs: episodes per call.
+        max_steps: scan length (default `env.time_limit`); episodes still running at the
+            end are cut there (their last step is marked `last` and `truncated`).
+        record_global_state: record `global_state` and `next_global_state`.
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}.")
+    steps = max_steps if max_steps is not None else getattr(env, "time_limit", None)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(
+            f"max_steps must be an int >= 1 (or the environment must have a time_limit), got "
+            f"{steps!r}."
+        )
+    inner = GlobalState(env) if record_global_state else env
+    venv = VmapWrapper(inner, num_envs=num_envs)
+
+    def step(carry, key, policy_input):
+        env_state, ts, pstate, alive, first = carry
+        action, pstate = policy(key, ts, pstate, policy_input)
+        env_state, next_ts = venv.step(env_state, action)
+        tr = jax.vmap(lambda a, b, c, d: _transition(a, b, c, d, record_global_state))(
+            ts, action, next_ts, first
+        )
+        next_obs, next_mask = split_observation(next_ts.observation)
+        tr["next_observation"] = next_obs
+        if next_mask is not None:
+            tr["next_action_mask"] = next_mask
+        if record_global_state:
+            tr["next_global_state"] = next_ts.extras["global_state"]
+        valid = alive
+        alive = alive & ~next_ts.last()
+        return (env_state, next_ts, pstate, alive, jnp.zeros_like(first)), (tr, valid)
+
+    def run(key, policy_input=None):
+        env_key, policy_key = jax.random.split(key)
+        env_state, ts = venv.reset(jax.random.split(env_key, num_envs))
+        ones = jnp.ones((num_envs,), bool)
+        carry = (env_state, ts, init_policy_state(num_envs), ones, ones)
+        keys = jax.random.split(policy_key, steps)
+        _, (trs, valid) = jax.lax.scan(lambda c, k: step(c, k, policy_input), carry, keys)
+        trs = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), trs)
+        valid = valid.T  # (num_envs, steps)
+        lengths = valid.sum(axis=1).astype(jnp.int32)
+        # Episodes cut by max_steps end at the last scanned step: mark it last and truncated.
+        cut = valid[:, -1] & ~trs["last"][:, -1]
+        at_end = jnp.arange(steps)[None, :] == steps - 1
+        trs["last"] = trs["last"] | (at_end & cut[:, None])
+        trunc = trs["truncated"]
+        cut_b = (at_end & cut[:, None]).reshape(num_envs, steps, *([1] * (trunc.ndim - 2)))
+        trs["truncated"] = trunc | cut_b
+        return trs, lengths
+
+    return EpisodeRecorder(run=jax.jit(run), env=inner, num_envs=num_envs, max_steps=steps)
 
 
 def episode_returns(vault: Vault) -> np.ndarray:

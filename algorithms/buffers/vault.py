@@ -279,6 +279,17 @@ class Vault:
         """Committed steps per row."""
         return int(self._commit()["num_steps"])
 
+    def available_steps(self) -> int:
+        """Steps present in every leaf file (equals `num_steps` in a healthy vault; fewer when
+        files were truncated after the commit, e.g. by an interrupted copy)."""
+        out = []
+        for leaf in self.leaves:
+            size = (self.path / leaf.file).stat().st_size if (self.path / leaf.file).exists() else 0
+            step = self._step_bytes(leaf)
+            if step:
+                out.append(size // step)
+        return min(out) if out else self.num_steps
+
     def _step_bytes(self, leaf: LeafInfo) -> int:
         return (
             self.num_rows * int(np.prod(leaf.shape, dtype=np.int64)) * np.dtype(leaf.dtype).itemsize
@@ -471,7 +482,7 @@ class Vault:
         sel = self._rows(rows)
         arrays = []
         for leaf in self.leaves:
-            data = self._memmap(leaf, steps)[t0:t1][:, sel]
+            data = self._memmap(leaf, t1)[t0:t1][:, sel]  # maps only the steps it reads
             arrays.append(np.ascontiguousarray(np.swapaxes(np.array(data), 0, 1)))
         return self._output(arrays, structure)
 
