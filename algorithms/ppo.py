@@ -31,6 +31,10 @@ from jaxmarl_envs.env import Environment
 # =============================================================================================
 
 
+#: Critic inputs accepted by `PPOConfig.critic_input` (see `critic_features`).
+CRITIC_INPUTS = ("local", "global", "agent_specific", "agent_specific_global")
+
+
 @dataclasses.dataclass(frozen=True)
 class PPOConfig(training.RunConfig):
     """PPO hyper-parameters and run settings (defaults follow purejaxrl / Mava).
@@ -41,8 +45,13 @@ class PPOConfig(training.RunConfig):
     """
 
     algorithm: str = field("ippo", "name recorded in results (ippo, mappo, rec_ippo, ...)")
-    centralised_critic: bool = field(
-        False, "critic sees extras['global_state'] (+ agent id): MAPPO; else own view: IPPO"
+    critic_input: str = field(
+        "local",
+        "what the critic reads: 'local' own view (IPPO); 'global' the environment's global "
+        "state + agent id; 'agent_specific' own view + agent id + every agent's view "
+        "(MAPPO's default); 'agent_specific_global' own view + agent id + global state "
+        "(see `critic_features`)",
+        choices=CRITIC_INPUTS,
     )
     network: str = field("mlp", "feed-forward 'mlp' or recurrent 'gru'", choices=("mlp", "gru"))
     share_params: bool = field(True, "one parameter set for all agents (else one per agent)")
@@ -62,6 +71,16 @@ class PPOConfig(training.RunConfig):
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
 
+    @property
+    def centralised_critic(self) -> bool:
+        """Whether the critic reads more than the agent's own view (MAPPO)."""
+        return self.critic_input != "local"
+
+    @property
+    def needs_global_state(self) -> bool:
+        """Whether the critic reads the environment's `global_state`."""
+        return self.critic_input in ("global", "agent_specific_global")
+
 
 @dataclasses.dataclass(frozen=True)
 class IPPOConfig(PPOConfig):
@@ -70,10 +89,16 @@ class IPPOConfig(PPOConfig):
 
 @dataclasses.dataclass(frozen=True)
 class MAPPOConfig(PPOConfig):
-    """Multi-agent PPO: a centralised critic on the environment's global state."""
+    """Multi-agent PPO: a centralised critic on an agent-specific global state."""
 
     algorithm: str = field("mappo", "name recorded in results")
-    centralised_critic: bool = field(True, "critic sees extras['global_state'] (+ agent id)")
+    critic_input: str = field(
+        "agent_specific",
+        "what the critic reads: 'agent_specific' own view + agent id + every agent's view; "
+        "'agent_specific_global' own view + agent id + the environment's global state; "
+        "'global' global state + agent id; 'local' own view (see `critic_features`)",
+        choices=CRITIC_INPUTS,
+    )
 
 
 #: Algorithm names accepted by `make_config` and the CLI.
@@ -142,6 +167,8 @@ def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
         raise ValueError(f"hidden_sizes must be non-empty positive sizes, got {c.hidden_sizes}")
     if c.network not in ("mlp", "gru"):
         raise ValueError(f"network must be 'mlp' or 'gru', got {c.network!r}")
+    if c.critic_input not in CRITIC_INPUTS:
+        raise ValueError(f"critic_input must be one of {CRITIC_INPUTS}, got {c.critic_input!r}")
     steps_per_update = c.num_envs * c.rollout_length
     if c.network == "gru":
         if c.num_envs % c.num_minibatches:
@@ -167,6 +194,73 @@ def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
         total_steps=sizes.total_steps,
         minibatch_size=minibatch,
     )
+
+
+# =============================================================================================
+# Critic inputs
+# =============================================================================================
+
+
+def critic_features(
+    kind: str, views: chex.Array, global_state: chex.Array | None, views_have_ids: bool
+) -> chex.Array:
+    """The critic's input per agent, `(B, N, F)`.
+
+    With `D` the view size without ids, `S` the global state size and `N` agents, row `i` is:
+
+    - `"local"`: `views[:, i]` as given (IPPO; `F = D (+ N)`).
+    - `"global"`: `[global_state, onehot(i)]` (`F = S + N`).
+    - `"agent_specific"`: `[own_i, onehot(i), v_0, ..., v_{N-1}]` (`F = D + N + N * D`): the
+      agent's own view and id, then every agent's view without ids in agent order (the joint
+      observation). This is the MAPPO paper's agent-specific state (Yu et al. 2022) with the
+      joint observation as the compact global part, as EPyMARL uses where an environment
+      has no state of its own; on the warehouse it is `71 + 2 + 142` values for two agents
+      instead of the 1,100-value grid state.
+    - `"agent_specific_global"`: `[own_i, onehot(i), global_state]` (`F = D + N + S`): the
+      paper's version for environments whose global state is compact (LBF: 13 values).
+
+    Args:
+        kind: one of `CRITIC_INPUTS`.
+        views: `(B, N, D)` or, when `views_have_ids`, `(B, N, D + N)` per-agent views whose
+            last `N` entries are the one-hot agent id (`AgentID`).
+        global_state: `(B, S)` the environment's global state (needed by "global" and
+            "agent_specific_global"; ignored otherwise).
+        views_have_ids: whether `views` end with the one-hot agent id.
+    """
+    if kind == "local":
+        return views
+    batch, n = views.shape[:2]
+    ids = jnp.broadcast_to(jnp.eye(n, dtype=views.dtype), (batch, n, n))
+    plain = views[..., :-n] if views_have_ids else views
+    own = jnp.concatenate([plain, ids], axis=-1)
+    if kind == "agent_specific":
+        joint = plain.reshape(batch, 1, -1)
+        return jnp.concatenate([own, jnp.broadcast_to(joint, (batch, n, joint.shape[-1]))], -1)
+    if global_state is None:
+        raise ValueError(f"critic_input {kind!r} needs the global state")
+    gs = jnp.broadcast_to(
+        global_state[:, None, :].astype(views.dtype), (batch, n, global_state.shape[-1])
+    )
+    if kind == "global":
+        return jnp.concatenate([gs, ids], axis=-1)
+    if kind == "agent_specific_global":
+        return jnp.concatenate([own, gs], axis=-1)
+    raise ValueError(f"critic_input must be one of {CRITIC_INPUTS}, got {kind!r}")
+
+
+def critic_dim(kind: str, view_dim: int, state_dim: int, num_agents: int) -> int:
+    """The size `F` of `critic_features(kind, ...)` for views of `view_dim` values without
+    ids, a global state of `state_dim` values and `num_agents` agents (`"local"` is
+    `view_dim` plus the ids when the views carry them; pass that as `view_dim`)."""
+    sizes = {
+        "local": view_dim,
+        "global": state_dim + num_agents,
+        "agent_specific": view_dim + num_agents + num_agents * view_dim,
+        "agent_specific_global": view_dim + num_agents + state_dim,
+    }
+    if kind not in sizes:
+        raise ValueError(f"critic_input must be one of {CRITIC_INPUTS}, got {kind!r}")
+    return sizes[kind]
 
 
 # =============================================================================================
@@ -266,13 +360,10 @@ class PPOLearner:
         return action
 
     def critic_input(self, obs_view: chex.Array, global_state: chex.Array | None) -> chex.Array:
-        """`(B, N, F)` critic inputs: own views (IPPO) or global state + agent id (MAPPO)."""
-        if not self.config.centralised_critic:
-            return obs_view
-        batch, n = obs_view.shape[:2]
-        gs = jnp.broadcast_to(global_state[:, None, :], (batch, n, global_state.shape[-1]))
-        ids = jnp.broadcast_to(jnp.eye(n, dtype=gs.dtype), (batch, n, n))
-        return jnp.concatenate([gs, ids], axis=-1)
+        """`(B, N, F)` critic inputs for `config.critic_input` (see `critic_features`)."""
+        return critic_features(
+            self.config.critic_input, obs_view, global_state, self.config.add_agent_id
+        )
 
     def initial_hidden(self, num: int):
         return self.actor.initial_hidden((num,))
@@ -330,7 +421,7 @@ class PPOLearner:
     # -- rollout ----------------------------------------------------------------------------
 
     def _global_state(self, extras):
-        return extras["global_state"] if self.config.centralised_critic else None
+        return extras["global_state"] if self.config.needs_global_state else None
 
     def rollout(self, params: Params, runner: Runner, key: chex.PRNGKey):
         """`rollout_length` steps of the vmapped environments under `lax.scan`."""
@@ -524,13 +615,18 @@ def make_learner(
     if env is None:
         env = jaxmarl_envs.make(config.env_id, **config.env_kwargs)
     actions = training.action_info(env)
-    train_env = training.wrap_for_training(env, config.add_agent_id, config.centralised_critic)
+    train_env = training.wrap_for_training(env, config.add_agent_id, config.needs_global_state)
     eval_env = training.wrap_for_evaluation(env, config.add_agent_id)
     obs_dim = training.observation_dim(eval_env)
-    if config.centralised_critic:
-        critic_dim = int(np.prod(env.global_state_spec().shape)) + env.num_agents
+    if config.critic_input == "local":
+        critic_size = obs_dim
     else:
-        critic_dim = obs_dim
+        critic_size = critic_dim(
+            config.critic_input,
+            training.observation_dim(env),
+            int(np.prod(env.global_state_spec().shape)),
+            env.num_agents,
+        )
     recurrent = config.network == "gru"
     hidden = config.gru_size if recurrent else 1
     n = env.num_agents
@@ -568,7 +664,7 @@ def make_learner(
         critic,
         actions,
         obs_dim,
-        critic_dim,
+        critic_size,
         optimizer,
     )
 

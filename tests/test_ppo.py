@@ -74,7 +74,9 @@ def test_mappo_per_agent_params_learns_toy_task():
     cfg = ppo.make_config("mappo", share_params=False, **FAST)
     train = ppo.make_train(cfg, env=ToyEnv(time_limit=5))
     state, metrics = train(jax.random.PRNGKey(0))
-    assert cfg.centralised_critic and train.learner.critic_dim == 8 + 2
+    # The default agent-specific state: own view (4) + id (2) + both views (2 x 4).
+    assert cfg.centralised_critic and cfg.critic_input == "agent_specific"
+    assert train.learner.critic_dim == 4 + 2 + 2 * 4
     # Per-agent parameters: a leading agent axis on every leaf.
     assert all(x.shape[0] == 2 for x in jax.tree_util.tree_leaves(state.params))
     assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
@@ -180,3 +182,69 @@ def test_rollout_bootstrap_uses_final_observation_on_truncation():
         np.asarray(traj.next_value[:-1])[ends], np.asarray(values[1:])[ends], atol=1e-4
     )
     assert np.array_equal(np.asarray(traj.resets[1:, :, 0]), end[:-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Critic inputs (hand-built numbers)
+# ---------------------------------------------------------------------------------------------
+
+#: One environment, 2 agents with 3-value views (1, 2, 3) and (4, 5, 6), then their ids.
+VIEWS = np.array([[[1.0, 2.0, 3.0, 1.0, 0.0], [4.0, 5.0, 6.0, 0.0, 1.0]]], np.float32)
+STATE = np.array([[7.0, 8.0]], np.float32)
+
+
+def test_critic_features_agent_specific_hand_built():
+    out = np.asarray(ppo.critic_features("agent_specific", jnp.asarray(VIEWS), None, True))
+    expected = np.array(
+        [
+            [
+                [1, 2, 3, 1, 0, 1, 2, 3, 4, 5, 6],
+                [4, 5, 6, 0, 1, 1, 2, 3, 4, 5, 6],
+            ]
+        ],
+        np.float32,
+    )
+    assert out.shape == (1, 2, ppo.critic_dim("agent_specific", 3, 2, 2))
+    assert np.array_equal(out, expected)
+    # Views without ids give the same rows (the ids are added).
+    plain = np.asarray(
+        ppo.critic_features("agent_specific", jnp.asarray(VIEWS[..., :3]), None, False)
+    )
+    assert np.array_equal(plain, expected)
+
+
+def test_critic_features_global_and_agent_specific_global_hand_built():
+    gs = jnp.asarray(STATE)
+    glob = np.asarray(ppo.critic_features("global", jnp.asarray(VIEWS), gs, True))
+    assert np.array_equal(glob, np.array([[[7, 8, 1, 0], [7, 8, 0, 1]]], np.float32))
+    asg = np.asarray(ppo.critic_features("agent_specific_global", jnp.asarray(VIEWS), gs, True))
+    expected = np.array([[[1, 2, 3, 1, 0, 7, 8], [4, 5, 6, 0, 1, 7, 8]]], np.float32)
+    assert np.array_equal(asg, expected)
+    assert glob.shape[-1] == ppo.critic_dim("global", 3, 2, 2)
+    assert asg.shape[-1] == ppo.critic_dim("agent_specific_global", 3, 2, 2)
+    local = np.asarray(ppo.critic_features("local", jnp.asarray(VIEWS), gs, True))
+    assert np.array_equal(local, VIEWS)
+
+
+def test_critic_features_errors():
+    with pytest.raises(ValueError, match="needs the global state"):
+        ppo.critic_features("global", jnp.asarray(VIEWS), None, True)
+    with pytest.raises(ValueError, match="critic_input must be one of"):
+        ppo.critic_dim("joint", 3, 2, 2)
+    with pytest.raises(ValueError, match="critic_input must be one of"):
+        ppo.make_learner(ppo.make_config("mappo", **FAST, critic_input="joint"), env=ToyEnv())
+
+
+@pytest.mark.parametrize("kind", ["global", "agent_specific_global"])
+def test_mappo_critic_reads_the_learner_inputs(kind):
+    """The rollout stores exactly `critic_features` of the views and the global state."""
+    cfg = ppo.make_config("mappo", **{**FAST, "critic_input": kind, "num_envs": 4})
+    learner = ppo.make_learner(cfg, env=ToyEnv(time_limit=3))
+    state = learner.init(jax.random.PRNGKey(0))
+    ts = state.runner.timestep
+    expected = ppo.critic_features(
+        kind, ts.observation.agents_view, ts.extras["global_state"], True
+    )
+    _, traj = jax.jit(learner.rollout)(state.params, state.runner, jax.random.PRNGKey(1))
+    assert traj.critic_in.shape[-1] == learner.critic_dim
+    assert np.array_equal(np.asarray(traj.critic_in[0]), np.asarray(expected))
