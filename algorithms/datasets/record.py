@@ -361,6 +361,12 @@ def record_dataset(
             "recording": settings,
             **{k: list(v) if isinstance(v, tuple) else v for k, v in sig.items()},
         }
+        if sig["action_type"] == "continuous":
+            from jaxmarl_envs.algorithms.training import action_info
+
+            info = action_info(env)
+            metadata["action_low"] = info.low.tolist()
+            metadata["action_high"] = info.high.tolist()
         vault = Vault.create(out, empty, metadata=metadata)
     base_key = jax.random.PRNGKey(int(seed))
     total = num_episodes
