@@ -1,0 +1,122 @@
+"""Offline datasets for the offline learners: small recorded toy datasets (helpers the other
+test_offline files import), loading into transitions, and refusing mismatched datasets."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from continuous_toy_env import ContinuousToyEnv
+from toy_env import ToyEnv
+
+from jaxmarl_envs.algorithms.buffers import make_trajectory_buffer
+from jaxmarl_envs.algorithms.buffers.recorder import (
+    DONE_KEY,
+    make_rollout_recorder,
+    record_to_vault,
+)
+from jaxmarl_envs.algorithms.offline.data import (
+    check_dataset_matches_env,
+    load_transitions,
+    sample_batch,
+)
+
+NUM_ENVS, LENGTH = 8, 25
+
+
+def toy_policy(skill: float):
+    """ToyEnv behaviour: with probability `skill` both agents pick the target (when legal),
+    else a uniform legal action each."""
+
+    def policy(key, ts):
+        obs = ts.observation
+        target = jnp.argmax(obs.agents_view[0, :3])
+        k1, k2 = jax.random.split(key)
+        mask = obs.action_mask
+        noise = jax.random.uniform(k1, mask.shape)
+        random = jnp.argmax(jnp.where(mask, noise, -1.0), -1).astype(jnp.int32)
+        legal_target = mask[jnp.arange(2), target]
+        use = (jax.random.uniform(k2, (2,)) < skill) & legal_target
+        return jnp.where(use, target, random).astype(jnp.int32)
+
+    return policy
+
+
+def continuous_policy(skill: float):
+    """ContinuousToyEnv behaviour: the target plus Gaussian noise of std `1 - skill`."""
+
+    def policy(key, ts):
+        target = ts.observation.agents_view
+        return target + (1.0 - skill) * jax.random.normal(key, target.shape)
+
+    return policy
+
+
+def record(env, policy, path, rollouts: int = 4, seed: int = 0, record_global_state=True):
+    """Records `rollouts * NUM_ENVS * LENGTH` steps of `policy` into a vault at `path`."""
+    buf = make_trajectory_buffer(NUM_ENVS, LENGTH, 1, 1, episode_mode="within", done_key=DONE_KEY)
+    rec = make_rollout_recorder(
+        env, policy, buf, NUM_ENVS, LENGTH, record_global_state=record_global_state
+    )
+    vault = record_to_vault(rec, buf, jax.random.PRNGKey(seed), rollouts, path, {"env": "toy"})
+    vault.close()
+    return str(path)
+
+
+def toy_dataset(path, skill: float, rollouts: int = 4, seed: int = 0) -> str:
+    return record(ToyEnv(time_limit=5), toy_policy(skill), path, rollouts, seed)
+
+
+# =============================================================================================
+# Tests
+# =============================================================================================
+
+
+def test_transitions_link_successors_and_skip_unknown_bootstraps(tmp_path):
+    env = ToyEnv(time_limit=5)
+    path = toy_dataset(tmp_path / "toy", 0.5, rollouts=2)
+    data, info = load_transitions(path, env, add_agent_id=True)
+    total = NUM_ENVS * 2 * LENGTH
+    assert info["transitions"] == total and data.obs.shape == (total, 2, 4 + 2)
+    assert bool(jnp.all(data.obs[:, :, 4:] == jnp.eye(2)))  # agent ids appended
+    nxt = np.asarray(data.next_index)
+    boot = np.asarray(data.bootstrap)
+    # Row-major flattening: inside a row the successor is the next step.
+    t = np.arange(total).reshape(NUM_ENVS, -1)
+    inner = (t % (2 * LENGTH)) < 2 * LENGTH - 1
+    assert np.all(nxt[t[inner]] == t[inner] + 1)
+    # Steps that end an episode by truncation have no recorded successor: no bootstrap.
+    from jaxmarl_envs.algorithms.buffers.vault import Vault
+
+    raw = Vault(path).read()
+    last = raw["last"].reshape(-1)
+    terminated = raw["terminated"].reshape(total, 2).all(-1)
+    assert np.all(boot[last & ~terminated] == False)  # noqa: E712
+    assert np.all(boot[terminated])
+    assert np.all(boot[~last & inner.reshape(-1)])
+    # The step count in the successor is the step count + 1 inside an episode.
+    obs = np.asarray(data.obs)
+    ok = ~last & inner.reshape(-1)
+    assert np.all(obs[nxt[ok], 0, 3] == obs[ok, 0, 3] + 1)
+    batch = sample_batch(data, jax.random.PRNGKey(0), 16)
+    assert batch.obs.shape == (16, 2, 6) and batch.next_state.shape == (16, 8)
+
+
+def test_mismatched_dataset_is_refused_naming_the_mismatch(tmp_path):
+    path = toy_dataset(tmp_path / "toy", 0.5, rollouts=1)
+    from jaxmarl_envs.algorithms.buffers.vault import Vault
+
+    vault = Vault(path)
+    check_dataset_matches_env(vault, ToyEnv())  # matches
+    with pytest.raises(ValueError, match="continuous"):
+        check_dataset_matches_env(vault, ContinuousToyEnv())
+    import jaxmarl_envs
+
+    with pytest.raises(ValueError, match="agents|observation"):
+        load_transitions(path, jaxmarl_envs.make("rware-tiny-4ag"), True)
+    cont = record(ContinuousToyEnv(), continuous_policy(0.5), tmp_path / "cont", rollouts=1)
+    with pytest.raises(ValueError, match="discrete|continuous"):
+        load_transitions(cont, ToyEnv(), True)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_transitions(str(tmp_path / "missing"), ToyEnv(), True)
