@@ -32,6 +32,7 @@ from jaxmarl_envs.algorithms.value_kernels import (
     max_q_select,
     n_step_targets,
     periodic_update,
+    scale_to_unit,
     soft_update,
     vdn_mix,
 )
@@ -103,6 +104,13 @@ class QLearningConfig(training.RunConfig):
     target_period: int = field(200, "gradient steps between hard target copies")
     mixer_embed_dim: int = field(32, "QMIX mixing embedding size")
     mixer_hypernet_hidden: int = field(64, "QMIX hypernetwork hidden size")
+    mixer_state_norm: bool = field(
+        True,
+        "scale the global state to [0, 1] by its spec bounds before the QMIX mixer (where the "
+        "spec is bounded). LBF's raw state (positions up to 7) makes the freshly initialised "
+        "mixer's gain dQ_tot/dq_i about 70, varying 20-150 with the state, and QMIX stalls "
+        "near 0.3 on lbf-8x8-2p-2f-coop (issue 19, benchmarks/RESULTS.md)",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,6 +326,14 @@ class QLearner:
     num_actions: int
     obs_dim: int
     state_dim: int
+    state_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (low, high)
+
+    def mixer_state(self, state: chex.Array) -> chex.Array:
+        """The mixer's input: `state (..., S)` scaled to [0, 1] when `state_bounds` is set."""
+        if self.state_bounds is None:
+            return state
+        low, high = (jnp.asarray(b, jnp.float32) for b in self.state_bounds)
+        return scale_to_unit(state, low, high)
 
     # -- policy -----------------------------------------------------------------------------
 
@@ -505,8 +521,10 @@ class QLearner:
             if c.mixer == "vdn":
                 predicted, next_value = vdn_mix(chosen), vdn_mix(next_value)
             else:
-                predicted = self.mixer.apply(params.mixer, chosen, batch["state"])
-                next_value = self.mixer.apply(target_params.mixer, next_value, batch["next_state"])
+                state = self.mixer_state(batch["state"])
+                next_state = self.mixer_state(batch["next_state"])
+                predicted = self.mixer.apply(params.mixer, chosen, state)
+                next_value = self.mixer.apply(target_params.mixer, next_value, next_state)
         reward = reward * c.reward_scale
         target = n_step_targets(reward, next_value, terminated, ends, c.gamma, c.n_step)
         target = jax.lax.stop_gradient(target)
@@ -598,6 +616,19 @@ class QLearner:
         return state, {"train": train, "eval": evaluation}
 
 
+def state_bounds_of(spec: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """`(low, high)` of a bounded state spec as float tuples, or None where the spec is not
+    bounded, any bound is infinite, or any range is empty (then the state is used as is)."""
+    low, high = getattr(spec, "minimum", None), getattr(spec, "maximum", None)
+    if low is None or high is None:
+        return None
+    low = np.broadcast_to(np.asarray(low, np.float64), spec.shape).reshape(-1)
+    high = np.broadcast_to(np.asarray(high, np.float64), spec.shape).reshape(-1)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        return None
+    return tuple(float(v) for v in low), tuple(float(v) for v in high)
+
+
 def make_learner(
     config: QLearningConfig, env: Environment | None = None, num_devices: int | None = None
 ) -> QLearner:
@@ -622,6 +653,9 @@ def make_learner(
     eval_env = training.wrap_for_evaluation(env, config.add_agent_id)
     obs_dim = training.observation_dim(eval_env)
     state_dim = int(np.prod(env.global_state_spec().shape)) if use_state else 0
+    state_bounds = None
+    if use_state and config.mixer_state_norm:
+        state_bounds = state_bounds_of(env.global_state_spec())
     n = env.num_agents
     q_net = MultiAgentNet(
         QNetwork(
@@ -659,6 +693,7 @@ def make_learner(
         actions.dim,
         obs_dim,
         state_dim,
+        state_bounds,
     )
 
 

@@ -197,6 +197,17 @@ def periodic_update(target: Any, online: Any, step: chex.Array, period: int) -> 
 # =============================================================================================
 
 
+def scale_to_unit(x: chex.Array, low: chex.Array, high: chex.Array) -> chex.Array:
+    """`(x - low) / (high - low)`: a bounded input mapped to [0, 1] (feature by feature).
+
+    Args:
+        x: `(..., S)` values.
+        low: `(S,)` lower bounds.
+        high: `(S,)` upper bounds, each above its `low`.
+    """
+    return (x - low) / (high - low)
+
+
 def vdn_mix(agent_q: chex.Array) -> chex.Array:
     """VDN: the team value is the sum of the chosen agents' values, `(..., N) -> (...)`."""
     return agent_q.sum(axis=-1)

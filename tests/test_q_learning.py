@@ -151,6 +151,56 @@ def test_qmix_is_monotonic_in_every_agent_value():
     assert outputs[0].shape == (256,)
 
 
+def test_scale_to_unit_hand_values():
+    x = jnp.asarray([[-1.0, 7.0, 3.0], [3.0, 0.0, 1.0]])
+    low, high = jnp.asarray([-1.0, 0.0, 1.0]), jnp.asarray([3.0, 7.0, 2.0])
+    expected = np.asarray([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
+    assert np.allclose(vk.scale_to_unit(x, low, high), expected, atol=1e-7)
+
+
+def test_state_bounds_of_specs():
+    from jaxmarl_envs import specs
+
+    bounded = specs.BoundedArray((3,), np.float32, [-1.0, 0.0, 0.0], [1.0, 7.0, 2.0], "s")
+    assert ql.state_bounds_of(bounded) == ((-1.0, 0.0, 0.0), (1.0, 7.0, 2.0))
+    scalar = specs.BoundedArray((2,), np.float32, 0.0, 4.0, "s")  # scalar bounds broadcast
+    assert ql.state_bounds_of(scalar) == ((0.0, 0.0), (4.0, 4.0))
+    assert ql.state_bounds_of(specs.Array((3,), np.float32, "s")) is None
+    infinite = specs.BoundedArray((2,), np.float32, [0.0, 0.0], [1.0, np.inf], "s")
+    assert ql.state_bounds_of(infinite) is None
+    empty = specs.BoundedArray((2,), np.float32, [0.0, 1.0], [1.0, 1.0], "s")
+    assert ql.state_bounds_of(empty) is None
+
+
+def test_qmix_mixes_on_the_state_scaled_by_its_bounds():
+    """LBF's global state is bounded: by default the mixer sees it in [0, 1] (the loss uses
+    `mixer_state`), with `mixer_state_norm=False` the raw state; IQL/VDN keep no bounds."""
+    cfg = ql.make_config("qmix", **FAST, env_id="lbf-8x8-2p-2f-coop")
+    learner = ql.make_learner(cfg)
+    spec = learner.env.global_state_spec()
+    low, high = np.asarray(spec.minimum), np.asarray(spec.maximum)
+    assert np.allclose(learner.mixer_state(jnp.asarray(low)), 0.0)
+    assert np.allclose(learner.mixer_state(jnp.asarray(high)), 1.0)
+    mid = (low + high) / 2
+    assert np.allclose(learner.mixer_state(jnp.asarray(np.stack([mid, mid]))), 0.5)
+    raw = ql.make_learner(dataclasses.replace(cfg, mixer_state_norm=False))
+    assert raw.state_bounds is None
+    assert np.array_equal(raw.mixer_state(jnp.asarray(high)), high)
+    assert ql.make_learner(ql.make_config("vdn", **FAST, env_id=cfg.env_id)).state_bounds is None
+    # The loss feeds the scaled state (all-terminated batch: target = 10 x team reward).
+    state = learner.init(jax.random.PRNGKey(0))
+    batch = _all_terminated_batch(learner, jax.random.PRNGKey(1))
+    batch["state"] = jnp.broadcast_to(jnp.asarray(high), batch["state"].shape)
+    loss, _ = learner.loss(state.params, state.target_params, batch)
+    q, _ = learner.unroll(state.params.agent, batch["obs"], batch["next_obs"], batch["reset"])
+    chosen = jnp.take_along_axis(q, batch["action"][..., None], -1)[..., 0]
+    target = cfg.reward_scale * batch["reward"].sum(-1)
+    for mixer_input, same in ((jnp.ones_like(batch["state"]), True), (batch["state"], False)):
+        predicted = learner.mixer.apply(state.params.mixer, chosen, mixer_input)
+        expected = 0.5 * jnp.mean((predicted - target) ** 2)
+        assert np.isclose(float(loss), float(expected), rtol=1e-5) == same
+
+
 # =============================================================================================
 # Config
 # =============================================================================================
