@@ -179,10 +179,11 @@ def _import_og_marl(pairs, steps, out, user, chunk_size) -> dict:
     import jax
 
     example = _og_to_recorder(_read_chunk(pairs, 0, 0))
+    rows = int(example["last"].shape[0])
+    example = jax.tree_util.tree_map(lambda x: x[:1], example)  # one row of whole episodes
     example["first"] = example["last"]
     example["episode_id"] = np.zeros(example["last"].shape, np.int32)
     vault = Vault.create(out, example, metadata={**user, "tier": user.get("tier")})
-    rows = int(example["last"].shape[0])
     episode, dropped = 0, 0
     try:
         for row in range(rows):
