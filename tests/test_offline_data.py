@@ -74,31 +74,27 @@ def toy_dataset(path, skill: float, rollouts: int = 4, seed: int = 0) -> str:
 
 
 def test_transitions_link_successors_and_skip_unknown_bootstraps(tmp_path):
+    from jaxmarl_envs.algorithms.datasets import load_dataset
+
     env = ToyEnv(time_limit=5)
     path = toy_dataset(tmp_path / "toy", 0.5, rollouts=2)
     data, info = load_transitions(path, env, add_agent_id=True)
-    total = NUM_ENVS * 2 * LENGTH
-    assert info["transitions"] == total and data.obs.shape == (total, 2, 4 + 2)
+    raw = load_dataset(path)  # complete episodes, back to back, in the loader's order
+    total = raw["reward"].shape[0]
+    assert 0 < total <= NUM_ENVS * 2 * LENGTH and info["transitions"] == total
+    assert data.obs.shape == (total, 2, 4 + 2) and data.sample_index.shape == (total,)
     assert bool(jnp.all(data.obs[:, :, 4:] == jnp.eye(2)))  # agent ids appended
-    nxt = np.asarray(data.next_index)
-    boot = np.asarray(data.bootstrap)
-    # Row-major flattening: inside a row the successor is the next step.
-    t = np.arange(total).reshape(NUM_ENVS, -1)
-    inner = (t % (2 * LENGTH)) < 2 * LENGTH - 1
-    assert np.all(nxt[t[inner]] == t[inner] + 1)
-    # Steps that end an episode by truncation have no recorded successor: no bootstrap.
-    from jaxmarl_envs.algorithms.buffers.vault import Vault
-
-    raw = Vault(path).read()
-    last = raw["last"].reshape(-1)
-    terminated = raw["terminated"].reshape(total, 2).all(-1)
-    assert np.all(boot[last & ~terminated] == False)  # noqa: E712
-    assert np.all(boot[terminated])
-    assert np.all(boot[~last & inner.reshape(-1)])
-    # The step count in the successor is the step count + 1 inside an episode.
+    nxt, boot = np.asarray(data.next_index), np.asarray(data.bootstrap)
     obs = np.asarray(data.obs)
-    ok = ~last & inner.reshape(-1)
-    assert np.all(obs[nxt[ok], 0, 3] == obs[ok, 0, 3] + 1)
+    last, terminated = raw["last"], raw["terminated"].all(-1)
+    assert last[-1] and terminated.any() and (last & ~terminated).any()
+    # Inside an episode the successor is the next step (its step count is one more).
+    inner = np.flatnonzero(~last)
+    assert np.all(nxt[inner] == inner + 1) and np.all(boot[inner])
+    assert np.all(obs[nxt[inner], 0, 3] == obs[inner, 0, 3] + 1)
+    # Time-limit ends have no recorded successor (this recorder stores none): no bootstrap;
+    # terminated ends need none.
+    assert not boot[last & ~terminated].any() and boot[terminated].all()
     batch = sample_batch(data, jax.random.PRNGKey(0), 16)
     assert batch.obs.shape == (16, 2, 6) and batch.next_state.shape == (16, 8)
 

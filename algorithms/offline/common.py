@@ -311,3 +311,28 @@ def make_train(module: Any, config: OfflineConfig, env: Environment | None = Non
 
     train.learner = learner  # type: ignore[attr-defined]
     return train
+
+
+# =============================================================================================
+# Continuous actions: deterministic actors and twin critics
+# =============================================================================================
+
+
+def twin_init(net: Any, key: chex.PRNGKey, input_dim: int) -> Any:
+    """Two independent parameter sets of `net` (TD3's twin critics), stacked on axis 0."""
+    return jax.vmap(lambda k: net.init(k, input_dim))(jax.random.split(key, 2))
+
+
+def twin_apply(net: Any, params: Any, x: chex.Array) -> chex.Array:
+    """`(2, ..., N)` values of both critics on `x (..., N, D)` (one output unit each)."""
+    return jax.vmap(lambda p: apply_net(net, p, x)[..., 0])(params)
+
+
+def actor_action(net: Any, params: Any, obs: chex.Array, low: chex.Array, high: chex.Array):
+    """`(..., N, dim)` deterministic tanh-bounded actions of a per-agent actor."""
+    return scale_action(apply_net(net, params, obs), low, high)
+
+
+def normalise_action(action: chex.Array, low: chex.Array, high: chex.Array) -> chex.Array:
+    """Actions mapped from `[low, high]` to `[-1, 1]` (critic inputs)."""
+    return 2.0 * (action - low) / (high - low) - 1.0

@@ -234,12 +234,13 @@ def load_transitions(
         raise ValueError(f"dataset {path} does not exist (expected a vault directory)")
     vault = Vault(path)
     check_dataset_matches_env(vault, env)
-    steps = vault.num_steps
+    raw = _read_complete(vault)
+    steps = int(np.shape(raw["reward"])[1])
     if max_transitions > 0:
-        steps = min(steps, max(1, max_transitions // max(vault.num_rows, 1)))
+        steps = min(steps, max(1, max_transitions // int(np.shape(raw["reward"])[0])))
+        raw = jax.tree_util.tree_map(lambda x: x[:, :steps], raw)
     if steps < 2:
         raise ValueError(f"dataset {path} holds {steps} step(s) per row; it needs at least 2")
-    raw = vault.read(0, steps)
     n = env.num_agents
     obs = _views(raw["observation"]).astype(np.float32)  # (R, T, N, D)
     rows, length = obs.shape[:2]
@@ -338,6 +339,18 @@ def load_transitions(
         "metadata": meta,
     }
     return data, info
+
+
+def _read_complete(vault: Any) -> dict:
+    """The vault's steps as `(rows, T, ...)` leaves: its complete episodes back to back in one
+    row through the dataset tools' `load_dataset` (which drops a truncated or corrupted tail
+    with a warning naming the last complete episode) when they are installed, else every
+    committed step of every row."""
+    try:
+        from jaxmarl_envs.algorithms.datasets import load_dataset
+    except ImportError:
+        return vault.read()
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[None], load_dataset(vault))
 
 
 def _per_agent(x: Any, rows: int, length: int, n: int) -> np.ndarray:
