@@ -36,7 +36,7 @@ _EXPORTS = {
 }
 
 #: Environment families: each registers its ids when imported (see `registry._load_families`).
-FAMILIES = ("lbf", "matrix", "rware", "mpe")
+FAMILIES = ("lbf", "matrix", "rware", "mpe", "smax")
 
 
 def __getattr__(name: str) -> Any:
