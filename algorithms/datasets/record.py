@@ -164,6 +164,7 @@ def checkpoint_policy(
     description = {
         "kind": "replay" if replay else "checkpoint",
         "algorithm": learner.config.algorithm,
+        "env_kwargs": dict(learner.config.env_kwargs),
         "greedy": bool(greedy),
         "checkpoints": [
             {
@@ -361,6 +362,12 @@ def record_dataset(
             "recording": settings,
             **{k: list(v) if isinstance(v, tuple) else v for k, v in sig.items()},
         }
+        if behaviour.num_policies > 1:
+            # Replay: episode i of N is acted by checkpoint i * K // N.
+            k, n = behaviour.num_policies, num_episodes
+            bounds = [-(-j * n // k) for j in range(k + 1)]
+            for j, entry in enumerate(metadata["policy"]["checkpoints"]):
+                entry["episodes"] = [bounds[j], bounds[j + 1]]
         if sig["action_type"] == "continuous":
             from jaxmarl_envs.algorithms.training import action_info
 
