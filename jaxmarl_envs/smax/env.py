@@ -337,8 +337,9 @@ class SMAX(Environment[State]):
         low = np.full((n, self.obs_dim), -1.0, np.float32)
         high = np.ones((n, self.obs_dim), np.float32)
         own = (self.num_units - 1) * f
-        # Own position over the map size: a live unit can be pushed slightly off the map.
-        low[:, own + 1 : own + 3], high[:, own + 1 : own + 3] = -np.inf, np.inf
+        # Own position over the map size: a live unit can be pushed (or start, SMACv2
+        # surround) slightly off the map; a generous band of one map size either side.
+        low[:, own + 1 : own + 3], high[:, own + 1 : own + 3] = -1.0, 2.0
         view = specs.BoundedArray((n, self.obs_dim), np.float32, low, high, "agents_view")
         return specs.Structured(
             Observation,
