@@ -116,3 +116,45 @@ def test_mismatched_dataset_is_refused_naming_the_mismatch(tmp_path):
         load_transitions(cont, ToyEnv(), True)
     with pytest.raises(ValueError, match="does not exist"):
         load_transitions(str(tmp_path / "missing"), ToyEnv(), True)
+
+
+def test_recorded_final_observations_let_truncated_steps_bootstrap(tmp_path):
+    """With `next_observation` (as `jaxmarl record` writes it), every episode end points at an
+    appended copy of its true final observation, mask and state, and bootstraps."""
+    from jaxmarl_envs.algorithms.buffers.vault import Vault
+
+    rng = np.random.default_rng(0)
+    t, n = 12, 2
+    last = np.zeros(t, bool)
+    last[[3, 7, 11]] = True
+    obs = rng.normal(size=(t, n, 4)).astype(np.float32)
+    final = rng.normal(size=(t, n, 4)).astype(np.float32)
+    next_obs = np.where(last[:, None, None], final, np.roll(obs, -1, axis=0))
+    terminated = np.zeros((t, n), bool)
+    terminated[7] = True
+    exp = {
+        "observation": obs,
+        "action_mask": np.ones((t, n, 3), bool),
+        "global_state": obs.reshape(t, -1),
+        "action": rng.integers(0, 3, (t, n)).astype(np.int32),
+        "reward": np.ones((t, n), np.float32),
+        "discount": np.ones((t, n), np.float32),
+        "terminated": terminated,
+        "truncated": np.where(last & ~terminated.all(-1), True, False)[:, None].repeat(n, 1),
+        "first": np.roll(last, 1),
+        "last": last,
+        "next_observation": next_obs,
+        "next_action_mask": np.tile([True, False, True], (t, n, 1)),
+        "next_global_state": next_obs.reshape(t, -1),
+    }
+    exp = {k: v[None] for k, v in exp.items()}
+    with Vault.create(tmp_path / "v", exp) as vault:
+        vault.append(exp)
+    data, info = load_transitions(str(tmp_path / "v"), ToyEnv(), add_agent_id=False)
+    assert info["has_final_observation"] and data.obs.shape == (t + 3, n, 4)
+    assert bool(jnp.all(data.bootstrap))
+    nxt = np.asarray(data.next_index)
+    assert nxt[[3, 7, 11]].tolist() == [12, 13, 14] and nxt[0] == 1
+    assert np.array_equal(np.asarray(data.obs)[nxt], next_obs)
+    assert np.asarray(data.mask)[12:].tolist() == exp["next_action_mask"][0, last].tolist()
+    assert np.array_equal(np.asarray(data.state)[nxt], next_obs.reshape(t, -1))

@@ -108,9 +108,8 @@ class MATD3BCLearner(common.OfflineLearner):
     def act(self, params, hidden, obs_view, mask, new_episode, key, greedy: bool):
         """Deterministic actions (evaluation is the same greedy or not)."""
         obs = obs_view.astype(jnp.float32)
-        return common.actor_action(self.actor, params, obs, self.action_low, self.action_high), (
-            hidden
-        )
+        action = common.actor_action(self.actor, params, obs, self.action_low, self.action_high)
+        return action, hidden
 
     def policy_params(self, state: TD3TrainState) -> Any:
         return state.params.actor
