@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 fbx = pytest.importorskip("flashbax")
-
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from flashbax.vault import Vault as FlashbaxVault  # noqa: E402
 
 from jaxmarl_envs.algorithms import cli  # noqa: E402
 from jaxmarl_envs.algorithms.buffers.vault import Vault  # noqa: E402
@@ -48,7 +48,7 @@ def test_export_reads_back_equal_through_flashbax(dataset, tmp_path):
     path = export_flashbax(dataset, tmp_path / "fbx", chunk_size=64)  # several chunks
     assert path.endswith("fbx/lbf/0")
     with contextlib.redirect_stdout(io.StringIO()):
-        theirs = fbx.vault.Vault("lbf", rel_dir=str(tmp_path / "fbx"), vault_uid="0")
+        theirs = FlashbaxVault("lbf", rel_dir=str(tmp_path / "fbx"), vault_uid="0")
         state = theirs.read()
     ours = Vault(dataset).read()
     assert tree_equal(jax.device_get(state.experience), ours)
@@ -76,7 +76,7 @@ def _flashbax_written(tmp_path, experience_fn, rows, max_time, steps, write_ever
     )
     state = buf.init(jax.tree_util.tree_map(lambda x: x[0, 0], experience_fn(0, 1)))
     with contextlib.redirect_stdout(io.StringIO()):
-        vault = fbx.vault.Vault(
+        vault = FlashbaxVault(
             "theirs",
             experience_structure=state.experience,
             rel_dir=str(tmp_path / "fbx"),
