@@ -173,8 +173,13 @@ def make_catalogue(
             file=sys.stderr,
         )
     combined = root / "all"
-    if not combined.exists():
-        combine_datasets([root / t for t in ("good", "medium", "poor", "replay")], combined)
+    if not combined.exists():  # written under a temporary name, so "all" is always whole
+        import shutil
+
+        partial = root / ".all.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        combine_datasets([root / t for t in ("good", "medium", "poor", "replay")], partial)
+        partial.rename(combined)
     described = describe_dataset(combined, plot_dir=root / "plots" if plots else None)
     summary["describe"] = described
     means = {t: summary["tiers"][t]["returns"]["mean"] for t in ("good", "medium", "poor")}
