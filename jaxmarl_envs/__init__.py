@@ -36,7 +36,17 @@ _EXPORTS = {
 }
 
 #: Environment families: each registers its ids when imported (see `registry._load_families`).
-FAMILIES = ("lbf", "matrix", "rware", "mpe", "smax", "multi_cvrp", "search_and_rescue")
+FAMILIES = (
+    "lbf",
+    "matrix",
+    "rware",
+    "mpe",
+    "smax",
+    "multi_cvrp",
+    "search_and_rescue",
+    "cleaner",
+    "connector",
+)
 
 
 def __getattr__(name: str) -> Any:
