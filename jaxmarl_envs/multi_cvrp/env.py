@@ -66,7 +66,7 @@ class MultiCVRP(Environment[State]):
     - termination: all demands served and every vehicle back at the depot, or `2 C` steps
       taken (Jumanji's step limit, which it ends with a terminal penalty; we report it as
       termination too, with discount 0, since the reward already stands in for the rest).
-      Never truncated; `time_limit` is `2 C`.
+      Never truncated; `time_limit` (default `2 C`) sets that step limit.
     - state: `State` with the nodes `(C + 1, ...)`, vehicles `(N, ...)`, route history
       `(N, 2 C + 1)`, key and step count.
 
@@ -92,6 +92,7 @@ class MultiCVRP(Environment[State]):
         late_coef_range: tuple[float, float] | None = None,
         demand_max: int | None = None,
         time_window_length: float = C.TIME_WINDOW_LENGTH,
+        time_limit: int | None = None,
         generator: Generator | None = None,
         viewer: Any | None = None,
     ):
@@ -105,8 +106,11 @@ class MultiCVRP(Environment[State]):
                 and `demand_max` defines a custom problem of any size.
             map_max, max_capacity, max_start_window, early_coef_range, late_coef_range,
             demand_max, time_window_length: problem parameters (see `generator.Problem`).
+            time_limit: the step limit (default Jumanji's `2 * num_customers`), where the
+                episode ends with the worst-case penalty (see the class docstring). Route
+                history for rendering covers the first `2 * num_customers` steps.
             generator: initial-state sampler; when given, its problem defines the scenario
-                (the arguments above are ignored).
+                (the problem arguments above are ignored).
             viewer: object with `render(state) -> uint8 (H, W, 3)` (default
                 `MultiCVRPViewer`).
         """
@@ -152,6 +156,11 @@ class MultiCVRP(Environment[State]):
             raise ValueError(f"generator must be a multi_cvrp Generator, got {type(generator)}.")
         self.generator = generator
         self.problem: Problem = generator.problem
+        if time_limit is None:
+            time_limit = self.problem.time_limit
+        if isinstance(time_limit, bool) or int(time_limit) != time_limit or time_limit < 1:
+            raise ValueError(f"time_limit must be a positive integer, got {time_limit!r}.")
+        self._time_limit = int(time_limit)
         self._viewer = viewer
         p = self.problem
         n = p.num_vehicles
@@ -171,11 +180,27 @@ class MultiCVRP(Environment[State]):
 
     @property
     def time_limit(self) -> int:
-        return self.problem.time_limit
+        return self._time_limit
 
     @property
     def obs_dim(self) -> int:
         return C.VEHICLE_FEATURES * self.num_agents + C.NODE_FEATURES * self.problem.num_nodes
+
+    def _view_high(self) -> np.ndarray:
+        """`(4 N + 7 (C + 1),)` upper bounds of a view row (all values are >= 0)."""
+        p = self.problem
+        n, nodes = self.num_agents, p.num_nodes
+        # A step travels at most the map's diagonal, so clocks stay below this.
+        max_time = self._time_limit * p.map_max * np.sqrt(2.0) / p.max_end_window
+        vehicle = np.tile(np.array([1.0, 1.0, max_time, 1.0], np.float32), n)
+        node = np.concatenate(
+            [
+                np.ones(5 * nodes, np.float32),
+                np.full(nodes, p.early_coef_range[1], np.float32),
+                np.full(nodes, p.late_coef_range[1], np.float32),
+            ]
+        )
+        return np.concatenate([vehicle, node])
 
     @property
     def observation_spec(self) -> specs.Structured:
@@ -183,7 +208,9 @@ class MultiCVRP(Environment[State]):
         return specs.Structured(
             Observation,
             "observation",
-            agents_view=specs.Array((n, self.obs_dim), np.float32, "agents_view"),
+            agents_view=specs.BoundedArray(
+                (n, self.obs_dim), np.float32, 0.0, self._view_high(), "agents_view"
+            ),
             action_mask=specs.Array((n, nodes), bool, "action_mask"),
         )
 
@@ -237,7 +264,7 @@ class MultiCVRP(Environment[State]):
             step_count=step_count,
         )
 
-        out_of_steps = step_count >= p.time_limit
+        out_of_steps = step_count >= self._time_limit
         solved = (jnp.sum(demands) == 0) & jnp.all(at_depot)
         step_reward = (jnp.sum(state.distances) - jnp.sum(distances)) + (
             jnp.sum(state.time_penalties) - jnp.sum(penalties)

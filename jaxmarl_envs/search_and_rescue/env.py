@@ -211,7 +211,7 @@ class SearchAndRescue(Environment[State]):
         return specs.Structured(
             Observation,
             "observation",
-            agents_view=specs.Array((n, self.obs_dim), np.float32, "agents_view"),
+            agents_view=specs.BoundedArray((n, self.obs_dim), np.float32, -1.0, 1.0, "agents_view"),
             action_mask=specs.BoundedArray((n, C.ACTION_DIM), bool, False, True, "action_mask"),
             targets_remaining=specs.BoundedArray((), np.float32, 0.0, 1.0, "targets_remaining"),
             step=specs.BoundedArray((), np.int32, 0, self._time_limit, "step"),
@@ -309,7 +309,8 @@ class SearchAndRescue(Environment[State]):
         rays = jnp.asarray(self._rays)
         hit = shown[..., None] & (left[..., None] < rays) & (rays < right[..., None])  # (N, M, V)
         nearest = jnp.min(jnp.where(hit, (dist / vision_range)[..., None], jnp.inf), axis=1)
-        return jnp.where(jnp.isinf(nearest), -1.0, nearest)
+        # The range test's rounding can leave a distance a hair above 1: keep the bound.
+        return jnp.where(jnp.isinf(nearest), -1.0, jnp.minimum(nearest, 1.0))
 
     def _observe(self, state: State) -> Observation:
         n, size = self.num_agents, self.env_size
