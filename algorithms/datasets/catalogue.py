@@ -5,8 +5,9 @@
 
 writes `data/<env>/{run,good,medium,poor,replay,all,plots}` and `data/<env>/catalogue.json`.
 
-Tiers (every checkpoint is an evaluation interval of one training run; `q` is a checkpoint's
-evaluation return normalised to [0, 1] between the run's worst and best checkpoint):
+Tiers (every checkpoint is an evaluation interval of one training run, re-evaluated on 256
+sampled episodes; `q` is a checkpoint's mean return normalised to [0, 1] between the run's
+worst and best checkpoint):
   good    the best checkpoint (highest evaluation return),
   medium  the checkpoint with `q` closest to 0.5 (earliest on ties),
   poor    the checkpoint with `q` closest to 0.1, trained before `medium`,
@@ -88,18 +89,32 @@ def train_run(env_id: str, out: Path, small: bool, seed: int, algorithm: str | N
     return run
 
 
-def checkpoint_returns(run: Path) -> list[tuple[int, int, float]]:
-    """`(interval, env steps, evaluation mean return)` of every saved checkpoint, in order."""
-    from jaxmarl_envs.algorithms.checkpointing import Checkpointer
+def checkpoint_returns(
+    run: Path, eval_episodes: int = 256, seed: int = 0
+) -> list[tuple[int, int, float]]:
+    """`(interval, env steps, mean return)` of every saved checkpoint, in training order.
 
-    ckpt = Checkpointer(run / "checkpoints", keep=1000)
-    out = []
-    for step in ckpt.all_steps():
-        meta = ckpt.restore_metadata(step)
-        out.append((int(step), int(meta["steps"]), float(meta["mean_return"])))
-    ckpt.close()
-    if len(out) < 3:
-        raise ValueError(f"{run}: {len(out)} checkpoints; the tiers need at least 3")
+    The training evaluations (32 episodes by default) are too noisy to rank checkpoints whose
+    returns are close, so each checkpoint is re-evaluated here on `eval_episodes` sampled
+    episodes (the same key for all, so the ranking compares policies, not luck).
+    """
+    import jax
+    import numpy as np
+
+    from jaxmarl_envs.algorithms.train_cli import load_policy
+
+    folder = run / "checkpoints"
+    steps = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+    if len(steps) < 3:
+        raise ValueError(f"{run}: {len(steps)} checkpoints; the tiers need at least 3")
+    evaluate, out = None, []
+    key = jax.random.PRNGKey(seed + 0xE7A1)
+    for step in steps:
+        learner, params, meta = load_policy(str(folder / str(step)))
+        if evaluate is None:  # one compiled evaluation for every checkpoint
+            evaluate = jax.jit(learner.make_evaluate(eval_episodes, greedy=False))
+        ret = np.asarray(jax.device_get(evaluate(params, key).episode_return))
+        out.append((int(step), int(meta["steps"]), float(ret.mean())))
     return out
 
 

@@ -285,7 +285,9 @@ def record_dataset(
         if env_id is None:
             env_id = saved
         elif env_id != behaviour_env_id:
+            # Another id with the same structure (e.g. a variant scenario): act there.
             _env_matches(env_id, behaviour, policy)
+            behaviour = dataclasses.replace(behaviour, env=jaxmarl_envs.make(env_id))
     behaviour = epsilon_mixture(behaviour, float(epsilon))
     env = behaviour.env
     settings = {
