@@ -53,7 +53,8 @@ def test_specs_and_episode_end(env_id):
     assert isinstance(env.discount_spec(), dm_specs.BoundedArray)
     assert env.discount_spec().shape == (n,)
     action_spec = env.action_spec()
-    assert isinstance(action_spec, dm_specs.BoundedArray) and action_spec.shape == (n,)
+    assert isinstance(action_spec, dm_specs.BoundedArray)
+    assert action_spec.shape == inner.action_spec.shape  # (n,), or (n, dim) if continuous
     assert env.action_spec() is action_spec  # converted once
     ts = env.step(action_spec.generate_value())  # step before reset starts an episode
     assert ts.first() and ts.reward is None and ts.discount is None

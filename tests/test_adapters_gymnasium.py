@@ -30,6 +30,8 @@ def make_vec(env_id: str, mode: AutoresetMode, **kwargs) -> VectorEnv:
 
 
 def random_actions(space: gymnasium.spaces.Space, rng: np.random.Generator, n: int):
+    if isinstance(space, gymnasium.spaces.Box):  # continuous actions (e.g. Search-and-Rescue)
+        return [rng.uniform(space.low, space.high).astype(space.dtype) for _ in range(n)]
     return [rng.integers(0, space.nvec, dtype=space.dtype) for _ in range(n)]
 
 
@@ -50,8 +52,8 @@ def test_single_env_joint_view(env_id):
     env = gymnasium.make(gymnasium_id(env_id), time_limit=SHORT)
     inner = env.unwrapped.environment
     n = inner.num_agents
-    assert isinstance(env.action_space, gymnasium.spaces.MultiDiscrete)
-    assert env.action_space.shape == (n,)
+    assert isinstance(env.action_space, (gymnasium.spaces.MultiDiscrete, gymnasium.spaces.Box))
+    assert env.action_space.shape == inner.action_spec.shape  # (n,) or (n, dim) if continuous
     assert isinstance(env.observation_space, gymnasium.spaces.Box)
     assert env.observation_space.shape == inner.observation_spec.agents_view.shape
     obs, info = env.reset(seed=3)
@@ -180,8 +182,9 @@ def test_vector_contract(env_id, mode):
     assert venv.metadata["autoreset_mode"] is mode
     assert venv.num_envs == NUM_ENVS
     n = venv.unwrapped.environment.num_agents
-    assert venv.single_action_space.shape == (n,)
-    assert venv.action_space.shape == (NUM_ENVS, n)
+    action_shape = venv.unwrapped.environment.action_spec.shape  # (n,) or (n, dim)
+    assert venv.single_action_space.shape == action_shape
+    assert venv.action_space.shape == (NUM_ENVS, *action_shape)
     obs, info = venv.reset(seed=1)
     _check_batch(venv, obs, info, n)
     running = np.zeros(NUM_ENVS)

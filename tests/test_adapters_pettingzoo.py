@@ -64,9 +64,13 @@ def test_spaces_masks_and_state(env_id):
         space = env.observation_space(agent)
         assert space is env.observation_space(agent)
         assert env.action_space(agent) is env.action_space(agent)
+        assert obs[agent] in space
+        if isinstance(env.action_space(agent), gymnasium.spaces.Box):  # continuous: no mask
+            assert env.action_space(agent).shape == inner.action_spec.shape[1:]
+            assert obs[agent].shape == view.shape[1:]
+            continue
         assert isinstance(env.action_space(agent), gymnasium.spaces.Discrete)
         assert env.action_space(agent).n == int(inner.action_spec.num_values[i])
-        assert obs[agent] in space
         assert obs[agent]["observation"].shape == view.shape[1:]
         mask = obs[agent]["action_mask"]
         assert mask.dtype == np.int8 and mask.shape == (env.action_space(agent).n,)
@@ -169,21 +173,39 @@ def test_pettingzoo_render_test(env_id, monkeypatch):
 DETERMINISM_STEPS = 4 * SHORT + 2  # several episodes
 
 
+def _as_masked(env, agent: str, obs):
+    """An observation as `{"observation", "action_mask"}` (continuous actions have no mask:
+    all ones over the action dimensions)."""
+    if isinstance(obs, dict):
+        return obs
+    return {"observation": obs, "action_mask": np.ones(env.action_space(agent).shape, np.int8)}
+
+
+def _legal_action(env, agent: str, mask: np.ndarray, rng: np.random.Generator):
+    space = env.action_space(agent)
+    if isinstance(space, gymnasium.spaces.Box):
+        return rng.uniform(space.low, space.high).astype(space.dtype)
+    return int(rng.choice(np.flatnonzero(mask)))
+
+
 def _trajectory(env, seed: int, steps: int = DETERMINISM_STEPS) -> list[np.ndarray]:
     """Observations, masks, rewards, terminations and truncations of `steps` joint steps with
     legal actions from a fixed generator, starting a new (unseeded) episode after each end."""
     obs, _ = env.reset(seed=seed)
+    obs = {a: _as_masked(env, a, o) for a, o in obs.items()}
     out = [obs[a][k] for a in env.possible_agents for k in ("observation", "action_mask")]
     rng = np.random.default_rng(0)
     episodes = 1
     for _ in range(steps):
         if not env.agents:
             obs, _ = env.reset()
+            obs = {a: _as_masked(env, a, o) for a, o in obs.items()}
             episodes += 1
             out += [obs[a]["observation"] for a in env.possible_agents]
             continue
-        acts = {a: int(rng.choice(np.flatnonzero(obs[a]["action_mask"]))) for a in env.agents}
+        acts = {a: _legal_action(env, a, obs[a]["action_mask"], rng) for a in env.agents}
         obs, rew, term, trunc, _ = env.step(acts)
+        obs = {a: _as_masked(env, a, o) for a, o in obs.items()}
         for a in sorted(obs):
             out += [obs[a]["observation"], obs[a]["action_mask"]]
             out += [np.float32(rew[a]), np.bool_(term[a]), np.bool_(trunc[a])]

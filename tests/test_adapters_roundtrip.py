@@ -180,6 +180,9 @@ def test_pettingzoo_round_trip(env_id):
             if agent not in obs:
                 continue
             expected = view[i] if sizes is None else view[i, : sizes[i]]
+            if not isinstance(obs[agent], dict):  # continuous actions: the bare view
+                assert np.array_equal(obs[agent], expected)
+                continue
             assert np.array_equal(obs[agent]["observation"], expected)
             n_actions = adapter.action_space(agent).n
             assert np.array_equal(obs[agent]["action_mask"], mask[i, :n_actions].astype(np.int8))
