@@ -27,6 +27,12 @@ class BCConfig(common.OfflineConfig):
     tanh-bounded policy fitted by squared error)."""
 
     algorithm: str = field("bc", "name recorded in results")
+    eval_greedy: bool = field(
+        False,
+        "evaluate with argmax/mean actions; default: sample the cloned policy, since the "
+        "behaviour policies are stochastic and their mode can deadlock (BC on the good "
+        "lbf-8x8-2p-2f-coop tier: 0.36 greedy, 0.97 sampled after 3000 steps)",
+    )
     weight_decay: float = field(0.0, "AdamW weight decay (0: plain Adam)")
 
 

@@ -44,6 +44,9 @@ class MAICQConfig(common.OfflineConfig):
     """
 
     algorithm: str = field("maicq", "name recorded in results")
+    eval_greedy: bool = field(
+        False, "evaluate with the mode of pi* (default: sample pi*, the policy ICQ defines)"
+    )
     mixer: str = field("qmix", "value mixer: qmix (global state) or vdn (sum)", choices=MIXERS)
     alpha: float = field(1.0, "implicit-constraint temperature (Q units; small: greedier)")
     bc_weight: float = field(1.0, "weight of the behaviour model's cross-entropy")
