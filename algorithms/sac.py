@@ -37,6 +37,15 @@ class SACConfig(training.RunConfig):
     `rollout_length` steps in every environment, adds them to the replay buffer, then takes
     `grad_steps` gradient steps (critics, actor, temperature, target networks). The run
     settings (environment, budget, seeds, evaluation, outputs) come from `training.RunConfig`.
+
+    The defaults learn on the grid tasks (LBF, the warehouse) and on continuous MPE without
+    flags (issue 19; figures in benchmarks/RESULTS.md). They differ from the textbook SAC in
+    four ways: no entropy term in the TD target (`entropy_backup`: with it, an episode that
+    ends early, as collecting all food does on LBF, loses the entropy bonus of the steps it
+    skips, so agents learn to avoid finishing), a small initial temperature (0.05), learning
+    rates of 1e-3, and for discrete actions a target entropy of 0.95 log(#legal actions).
+    `--entropy-backup --init-alpha 1 --actor-lr 3e-4 --critic-lr 3e-4 --alpha-lr 3e-4
+    --target-entropy-scale 0.5 --hidden-sizes 128,128` restores the textbook settings.
     """
 
     algorithm: str = field("isac", "name recorded in results (isac, masac)")
@@ -49,7 +58,7 @@ class SACConfig(training.RunConfig):
         False, "MASAC: the centralised critics also see the agent's own view (agent-specific state)"
     )
     share_params: bool = field(True, "one parameter set for all agents (else one per agent)")
-    hidden_sizes: tuple[int, ...] = field((128, 128), "dense layer sizes, comma separated")
+    hidden_sizes: tuple[int, ...] = field((64, 64), "dense layer sizes, comma separated")
     activation: str = field("relu", "activation", choices=("relu", "tanh", "gelu", "silu"))
     rollout_length: int = field(8, "steps per environment between training phases")
     grad_steps: int = field(8, "gradient steps after each rollout")
@@ -58,24 +67,24 @@ class SACConfig(training.RunConfig):
     learning_starts: int = field(
         5_000, "environment steps of uniform random actions before training starts"
     )
-    actor_lr: float = field(3e-4, "actor Adam learning rate")
-    critic_lr: float = field(3e-4, "critic Adam learning rate")
-    alpha_lr: float = field(3e-4, "temperature Adam learning rate")
+    actor_lr: float = field(1e-3, "actor Adam learning rate")
+    critic_lr: float = field(1e-3, "critic Adam learning rate")
+    alpha_lr: float = field(1e-3, "temperature Adam learning rate")
     gamma: float = field(0.99, "discount factor")
     tau: float = field(0.005, "soft target update rate per gradient step")
-    init_alpha: float = field(1.0, "initial temperature")
+    init_alpha: float = field(0.05, "initial temperature")
     autotune: bool = field(True, "learn the temperature (else keep init_alpha)")
     target_entropy_per_dim: float = field(
         -1.0, "continuous: target entropy = value * action_dim (default -action_dim)"
     )
     target_entropy_scale: float = field(
-        0.5, "discrete: target entropy = scale * log(#actions), in [0, 1]"
+        0.95, "discrete: target entropy = scale * log(#actions), in [0, 1]"
     )
     target_entropy_legal: bool = field(
         True, "discrete: count only legal actions (per state) in the target entropy"
     )
     entropy_backup: bool = field(
-        True,
+        False,
         "include -alpha log pi in the TD target (soft Q); off keeps the entropy out of the "
         "returns, so episodes that end early (foraging) are not penalised by lost entropy bonus",
     )

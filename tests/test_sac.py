@@ -222,7 +222,8 @@ def _batch(learner, key, num=16):
 
 @pytest.fixture(scope="module")
 def masac_discrete():
-    cfg = sac.make_config("masac", **FAST, total_steps=5 * 32 * 40)
+    # The soft (entropy-backup) target, so the hand-built targets below include alpha log pi.
+    cfg = sac.make_config("masac", **FAST, total_steps=5 * 32 * 40, entropy_backup=True)
     learner = sac.make_learner(cfg, env=ToyEnv(time_limit=5))
     return learner, learner.init(jax.random.PRNGKey(0))
 
@@ -382,6 +383,15 @@ def test_rollout_stores_true_successor_on_truncation():
 # =============================================================================================
 # Configs
 # =============================================================================================
+
+
+def test_defaults_are_the_ones_that_learn_on_grid_tasks_and_mpe():
+    """The documented defaults (see `SACConfig`; measured in benchmarks/RESULTS.md)."""
+    for name in ("isac", "masac"):
+        c = sac.make_config(name)
+        assert not c.entropy_backup and c.init_alpha == 0.05 and c.autotune
+        assert c.actor_lr == c.critic_lr == c.alpha_lr == 1e-3
+        assert c.target_entropy_scale == 0.95 and c.hidden_sizes == (64, 64)
 
 
 def test_configs_and_names():
