@@ -506,10 +506,42 @@ class PPOLearner:
 
     def update(self, state: TrainState, _=None) -> tuple[TrainState, dict]:
         """One PPO update: rollout, GAE, `num_epochs` x `num_minibatches` gradient steps."""
-        c = self.config
         key, rollout_key, perm_key = jax.random.split(state.key, 3)
         start = state.runner
         runner, traj = self.rollout(state.params, start, rollout_key)
+        params, opt_state, metrics = self.learn_from_rollout(
+            state.params,
+            state.opt_state,
+            traj,
+            (start.actor_hidden, start.critic_hidden),
+            perm_key,
+        )
+        state = state.replace(
+            params=params,
+            opt_state=opt_state,
+            runner=runner,
+            key=key,
+            update_step=state.update_step + 1,
+        )
+        return state, metrics
+
+    def learn_from_rollout(
+        self, params: Params, opt_state: Any, traj: Transition, start_hidden: tuple, key
+    ) -> tuple[Params, Any, dict]:
+        """GAE and `num_epochs` x `num_minibatches` gradient steps on one rollout `(T, B, ...)`
+        (the update of `update` after its rollout; Sebulba feeds it rollouts from actors).
+
+        Args:
+            params, opt_state: the parameters and optimiser state to update.
+            traj: the rollout, time-major.
+            start_hidden: `(actor_hidden, critic_hidden)` `(B, N, H)` at the rollout's start.
+            key: the minibatch permutation key.
+
+        Returns:
+            `(params, opt_state, metrics)`.
+        """
+        c = self.config
+        perm_key = key  # the same key use as before the split from `update`
         advantages, targets = gae(
             traj.reward,
             traj.value,
@@ -532,7 +564,7 @@ class PPOLearner:
         }
         if c.network == "gru":
             # Sequences of whole rollouts; minibatches split the environment axis.
-            data["actor_h0"], data["critic_h0"] = start.actor_hidden, start.critic_hidden
+            data["actor_h0"], data["critic_h0"] = start_hidden
             num_items = traj.reward.shape[1]
         else:
             # Independent transitions: fold time into the batch (sequence length 1).
@@ -571,20 +603,13 @@ class PPOLearner:
             return jax.lax.scan(minibatch, (params, opt_state), minibatches)
 
         (params, opt_state), stats = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(perm_key, c.num_epochs)
+            epoch, (params, opt_state), jax.random.split(perm_key, c.num_epochs)
         )
         done = traj.episode_done.astype(jnp.float32)
         metrics = {k: v.mean() for k, v in stats.items()}
         metrics["episode_return_sum"] = jnp.sum(traj.episode_return * done)
         metrics["episodes"] = done.sum()
-        state = state.replace(
-            params=params,
-            opt_state=opt_state,
-            runner=runner,
-            key=key,
-            update_step=state.update_step + 1,
-        )
-        return state, metrics
+        return params, opt_state, metrics
 
     # -- one evaluation interval ------------------------------------------------------------
 
@@ -627,9 +652,29 @@ def make_learner(
             int(np.prod(env.global_state_spec().shape)),
             env.num_agents,
         )
+    actor, critic, optimizer = build_networks(config, env.num_agents, actions, derived.num_updates)
+    return PPOLearner(
+        config,
+        derived,
+        env,
+        train_env,
+        eval_env,
+        actor,
+        critic,
+        actions,
+        obs_dim,
+        critic_size,
+        optimizer,
+    )
+
+
+def build_networks(
+    config: PPOConfig, num_agents: int, actions: training.ActionInfo, num_updates: int
+) -> tuple[MultiAgentNet, MultiAgentNet, optax.GradientTransformation]:
+    """`(actor, critic, optimizer)` of a config (shared by `make_learner` and Sebulba)."""
     recurrent = config.network == "gru"
     hidden = config.gru_size if recurrent else 1
-    n = env.num_agents
+    n = num_agents
     actor = MultiAgentNet(
         Actor(
             config.hidden_sizes,
@@ -649,24 +694,12 @@ def make_learner(
         config.share_params,
         hidden,
     )
-    steps = derived.num_updates * config.num_epochs * config.num_minibatches
+    steps = num_updates * config.num_epochs * config.num_minibatches
     lr = optax.linear_schedule(config.lr, 0.0, steps) if config.anneal_lr else config.lr
     optimizer = optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5)
     )
-    return PPOLearner(
-        config,
-        derived,
-        env,
-        train_env,
-        eval_env,
-        actor,
-        critic,
-        actions,
-        obs_dim,
-        critic_size,
-        optimizer,
-    )
+    return actor, critic, optimizer
 
 
 #: Which parts of `TrainState` are batched over environments (sharded over devices).
