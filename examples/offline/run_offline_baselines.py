@@ -12,7 +12,8 @@ Writes `<out>/<tier>/<algorithm>/` (one `jaxmarl offline` run each, its seeds vm
 `<out>/results.json` (task `<env>/<tier>`, algorithms plus `behaviour`: the dataset's episodes
 split into as many groups as seeds, each group's mean return one run) and `<out>/plots/`
 (`jaxmarl plot`: IQM/mean/median/optimality gap with 95% stratified-bootstrap CIs, performance
-profiles, probability of improvement, tables). `--make-data` runs step 1 first.
+profiles, probability of improvement, tables). `--make-data` runs step 1 first. Runs that
+finished earlier are reused (rerun with `--rerun`), so an interrupted sweep continues.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def behaviour_runs(vault: Path, num_runs: int) -> dict:
     return runs
 
 
+def _finished(metrics: Path) -> bool:
+    """The run next to `metrics` completed (its `summary.json` says so)."""
+    summary = metrics.parent / "summary.json"
+    return summary.is_file() and bool(json.loads(summary.read_text()).get("finished"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="rware-tiny-4ag", help="environment id")
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/offline", help="output folder")
     p.add_argument("--make-data", action="store_true", help="run the dataset catalogue first")
     p.add_argument("--small", action="store_true", help="with --make-data: the small preset")
+    p.add_argument("--rerun", action="store_true", help="rerun runs that finished earlier")
     p.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
 
@@ -88,12 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             argv += ["--out", str(out / tier), "--run-name", algo]
             for pair in args.set_pairs:
                 argv += ["--set", pair]
-            print(f"== {algo} on {tier}: jaxmarl {' '.join(argv)}", flush=True)
-            code = cli.main(argv)
-            if code != 0:
-                print(f"{algo} on {tier} failed (exit {code})", file=sys.stderr)
-                return code
-            with open(out / tier / algo / "metrics.json") as f:
+            metrics = out / tier / algo / "metrics.json"
+            if args.rerun or not _finished(metrics):
+                print(f"== {algo} on {tier}: jaxmarl {' '.join(argv)}", flush=True)
+                code = cli.main(argv)
+                if code != 0:
+                    print(f"{algo} on {tier} failed (exit {code})", file=sys.stderr)
+                    return code
+            else:
+                print(f"== {algo} on {tier}: finished earlier, reusing {metrics}", flush=True)
+            with open(metrics) as f:
                 results = json.load(f)
             for env_name, tasks in results.items():
                 for runs in tasks.values():
