@@ -19,6 +19,7 @@ from jaxmarl_envs.algorithms.datasets import (
     check_integrity,
     episode_table,
     load_dataset,
+    record_dataset,
 )
 from jaxmarl_envs.algorithms.train_cli import load_policy
 
@@ -130,6 +131,26 @@ def test_record_checkpoints_replay_and_mixtures(run, tmp_path, capsys):
     assert [e["steps"] for e in entries] == sorted(e["steps"] for e in entries)
     assert [e["episodes"] for e in entries] == [[0, 3], [3, 6], [6, 9]]
     assert Vault(rep).metadata["policy"]["greedy"] is False
+    # A replay recording interrupted after its first wave resumes to the same bytes.
+    cut = tmp_path / "replay_cut"
+    original = Vault._write_leaf
+    calls = {"n": 0}
+
+    def failing(self, leaf, offset, data):
+        calls["n"] += 1
+        if calls["n"] > len(self.leaves):
+            raise OSError("killed (simulated)")
+        return original(self, leaf, offset, data)
+
+    Vault._write_leaf = failing
+    try:
+        with pytest.raises(OSError, match="simulated"):
+            record_dataset(None, str(run), 9, cut, tier="replay", num_envs=4)
+    finally:
+        Vault._write_leaf = original
+    assert len(episode_table(cut)) == 4
+    assert cli.main([*cmd, "--episodes", "9", "--out", str(cut)]) == 0
+    assert _files_equal(rep, cut)
     assert cli.main([*cmd, "--episodes", "12", "--out", str(rep)]) == 2
     assert "cannot change --episodes" in capsys.readouterr().err
     # A policy trained on another environment is refused, naming the difference.

@@ -281,10 +281,10 @@ def record_dataset(
         behaviour = random_policy(jaxmarl_envs.make(env_id))
     else:
         behaviour = checkpoint_policy(policy, params, run_index, greedy, replay=tier == "replay")
-        saved = behaviour_env_id = _policy_env_id(policy)
+        saved = _policy_env_id(policy)
         if env_id is None:
             env_id = saved
-        elif env_id != behaviour_env_id:
+        elif env_id != saved:
             # Another id with the same structure (e.g. a variant scenario): act there.
             _env_matches(env_id, behaviour, policy)
             behaviour = dataclasses.replace(behaviour, env=jaxmarl_envs.make(env_id))
@@ -362,6 +362,7 @@ def record_dataset(
             "tier": tier,
             "policy": behaviour.description,
             "recording": settings,
+            "num_episodes_target": num_episodes,  # the replay split needs it when resuming
             **{k: list(v) if isinstance(v, tuple) else v for k, v in sig.items()},
         }
         if behaviour.num_policies > 1:
