@@ -147,7 +147,11 @@ def make_catalogue(
     """Trains, records the four tiers, describes and combines them; returns the summary that
     is also written to `<out>/<env_id>/catalogue.json`."""
     from jaxmarl_envs.algorithms.datasets.record import record_dataset
-    from jaxmarl_envs.algorithms.datasets.tools import combine_datasets, describe_dataset
+    from jaxmarl_envs.algorithms.datasets.tools import (
+        combine_datasets,
+        coverage_summary,
+        describe_dataset,
+    )
 
     root = Path(out) / env_id
     root.mkdir(parents=True, exist_ok=True)
@@ -177,7 +181,12 @@ def make_catalogue(
             tier=tier,
             greedy=False,
         )
-        entry = {"vault": str(root / tier), "returns": rec["returns"], "steps": rec["steps"]}
+        entry = {
+            "vault": str(root / tier),
+            "returns": rec["returns"],
+            "steps": rec["steps"],
+            "coverage": coverage_summary(root / tier),
+        }
         if tier != "replay":
             i, s, r = by_interval[chosen[tier]]
             entry.update(checkpoint_interval=i, checkpoint_steps=s, checkpoint_eval_return=r)
