@@ -1,11 +1,26 @@
-"""Orbax checkpoints: keep the latest N full training states plus the best policy parameters."""
+"""Orbax checkpoints: keep the latest N full training states plus the best policy parameters.
+
+Multi-process runs (`jax.distributed`): every process constructs the same checkpointers in the
+same order and calls `save`/`restore` together, as orbax's multi-process API requires (each
+process writes the shards it holds; the primary process writes metadata and finalises). Every
+series gets its own barrier-key prefix, so two series saving the same step at once (the latest
+state and the best parameters after an evaluation) never share a coordination barrier, which
+orbax's asynchronous commit would reject (`Barrier _async_write_complete.<step> is already
+ongoing`).
+"""
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 from typing import Any
 
 import jax
+
+#: Numbers the checkpointers of this process in construction order; under SPMD every process
+#: constructs them in the same order, so `<series>_<n>` names the same series everywhere.
+_SERIES = itertools.count()
 
 
 def _ocp():
@@ -38,12 +53,17 @@ class Checkpointer:
             raise ValueError(f"Checkpointer: keep must be >= 1, got {keep}")
         ocp = _ocp()
         self.directory = Path(directory).absolute()
+        series = re.sub(r"[^A-Za-z0-9]", "_", self.directory.name)
+        self.barrier_prefix = f"jaxmarl_{series}_{next(_SERIES)}"
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=True,
             best_fn=(lambda m: float(m[best_metric])) if best_metric else None,
             best_mode="max",
             keep_checkpoints_without_metrics=False if best_metric else True,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                barrier_sync_key_prefix=self.barrier_prefix
+            ),
         )
         self._best_metric = best_metric
         self._manager = ocp.CheckpointManager(self.directory, options=options)

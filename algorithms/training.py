@@ -422,24 +422,105 @@ def track_best(
 # ---------------------------------------------------------------------------------------------
 
 
-def maybe_initialize_distributed() -> bool:
-    """Calls `jax.distributed.initialize()` when a multi-process launch is detected.
+#: Environment variables read by `distributed_settings` (flags take precedence).
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
-    Detected through `JAX_COORDINATOR_ADDRESS` (with `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`)
-    or a SLURM job with more than one task. Returns whether it initialised.
+
+def distributed_settings(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    environ: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """The `jax.distributed.initialize` arguments of this launch, or None for one process.
+
+    Sources, first match wins per value: the arguments (the CLI's `--coordinator-address`,
+    `--num-processes`, `--process-id`), then `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`,
+    `JAX_PROCESS_ID`, then a SLURM allocation (`SLURM_NTASKS`, `SLURM_PROCID`; with no
+    coordinator given, JAX's own SLURM detection picks the first node of the step). A launch
+    is multi-process when a coordinator is given or SLURM runs more than one task.
+
+    Raises:
+        ValueError: a malformed address, a process count below 1, or a process id outside
+            `[0, num_processes)`.
     """
-    env = os.environ
-    if env.get("JAX_COORDINATOR_ADDRESS"):
-        jax.distributed.initialize(
-            coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
-            num_processes=int(env.get("JAX_NUM_PROCESSES", "1")),
-            process_id=int(env.get("JAX_PROCESS_ID", "0")),
+    env = os.environ if environ is None else environ
+    address = coordinator_address or env.get("JAX_COORDINATOR_ADDRESS") or None
+    slurm_tasks = int(env.get("SLURM_NTASKS", "1") or 1) if env.get("SLURM_JOB_ID") else 1
+
+    def number(value, name, fallback):
+        if value is None:
+            value = env.get(name) or fallback
+        try:
+            return None if value is None else int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+    procs = number(num_processes, "JAX_NUM_PROCESSES", slurm_tasks if slurm_tasks > 1 else None)
+    pid = number(process_id, "JAX_PROCESS_ID", env.get("SLURM_PROCID"))
+    if address is None and slurm_tasks <= 1 and num_processes is None and process_id is None:
+        return None
+    if address is None and slurm_tasks > 1:
+        # JAX's SLURM cluster detection supplies the coordinator (node 0 of the step).
+        return {"coordinator_address": None, "num_processes": procs, "process_id": pid}
+    if address is None:
+        raise ValueError(
+            "a multi-process launch needs a coordinator address (--coordinator-address "
+            "host:port or JAX_COORDINATOR_ADDRESS)"
         )
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"coordinator address must be host:port, got {address!r}")
+    if procs is None or procs < 1:
+        raise ValueError(f"the number of processes must be >= 1, got {procs}")
+    if pid is None or not 0 <= pid < procs:
+        raise ValueError(f"the process id must be in [0, {procs}), got {pid}")
+    return {"coordinator_address": address, "num_processes": procs, "process_id": pid}
+
+
+def maybe_initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    heartbeat_timeout: int | None = None,
+) -> bool:
+    """Calls `jax.distributed.initialize` when `distributed_settings` finds a multi-process
+    launch (flags, `JAX_*` variables or SLURM); returns whether JAX runs distributed.
+
+    Must run before anything touches a JAX backend. On CPU the collectives go through Gloo.
+    `heartbeat_timeout` (seconds; `JAXMARL_HEARTBEAT_TIMEOUT`, JAX's default 100 otherwise)
+    bounds how long the survivors wait once a process dies before they stop with an error.
+    """
+    if jax.distributed.is_initialized():
         return True
-    if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1")) > 1:
-        jax.distributed.initialize()
-        return True
-    return False
+    settings = distributed_settings(coordinator_address, num_processes, process_id)
+    if settings is None:
+        return False
+    if heartbeat_timeout is None and os.environ.get("JAXMARL_HEARTBEAT_TIMEOUT"):
+        heartbeat_timeout = int(os.environ["JAXMARL_HEARTBEAT_TIMEOUT"])
+    if heartbeat_timeout is not None:
+        if heartbeat_timeout < 1:
+            raise ValueError(f"heartbeat timeout must be >= 1 s, got {heartbeat_timeout}")
+        settings["heartbeat_timeout_seconds"] = int(heartbeat_timeout)
+    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**{k: v for k, v in settings.items() if v is not None})
+    return True
+
+
+def to_host(tree: Any) -> Any:
+    """Numpy copies of a pytree's arrays that every process can read: fully replicated arrays
+    come from the local copy, sharded ones are gathered from all processes (a collective:
+    call it on every process)."""
+
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree_util.tree_map(get, tree)
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -659,17 +740,20 @@ def run_experiment(
         f"{cfg.algorithm} on {cfg.env_id}: {cfg.num_seeds} seed(s), {d.num_devices} device(s); "
         + budget_note(cfg, d)
     )
-    save_config(
-        cfg,
-        os.path.join(out, "config.json"),
-        extra={
-            "total_steps_requested": cfg.total_steps,
-            "total_steps": d.total_steps,
-            "derived": dataclasses.asdict(d),
-            "devices": [str(dev) for dev in mesh.devices.flat],
-            "jax_version": jax.__version__,
-        },
-    )
+    primary = jax.process_index() == 0  # the one process that writes files and logs
+    if primary:
+        save_config(
+            cfg,
+            os.path.join(out, "config.json"),
+            extra={
+                "total_steps_requested": cfg.total_steps,
+                "total_steps": d.total_steps,
+                "derived": dataclasses.asdict(d),
+                "devices": [str(dev) for dev in mesh.devices.flat],
+                "num_processes": jax.process_count(),
+                "jax_version": jax.__version__,
+            },
+        )
     keys = seed_keys(cfg.seed, cfg.num_seeds)
     init_seeds = jax.vmap(learner.init)
     abstract = jax.eval_shape(init_seeds, keys)
@@ -684,6 +768,8 @@ def run_experiment(
     def learn_seeds(state, *data_args):
         in_axes = (0,) + (None,) * len(data_args)
         state, metrics = jax.vmap(learner.learn, in_axes=in_axes)(state, *data_args)
+        # Metrics replicated: every process reads them locally (no cross-process gather).
+        metrics = jax.lax.with_sharding_constraint(metrics, replicated(mesh))
         return jax.lax.with_sharding_constraint(state, shardings), metrics
 
     init = jax.jit(init_seeds, out_shardings=shardings)
@@ -705,7 +791,7 @@ def run_experiment(
     runs = [f"seed_{cfg.seed + i}" for i in range(cfg.num_seeds)]
     metrics_path = os.path.join(out, "metrics.json")
     steps_per_interval = d.updates_per_eval * d.steps_per_update
-    if jax.process_index() == 0:
+    if primary:
         if resume:
             _prune_results(
                 metrics_path, family, cfg.env_id, cfg.algorithm, runs, start * steps_per_interval
@@ -723,7 +809,9 @@ def run_experiment(
         ]
     else:
         loggers = []
-    tb = TensorBoardWriter(os.path.join(out, "tensorboard")) if cfg.tensorboard else None
+    tb = None
+    if cfg.tensorboard and primary:
+        tb = TensorBoardWriter(os.path.join(out, "tensorboard"))
 
     progress.message(
         "compiling the training step (once per run; a minute or more on a few CPU cores)..."
@@ -795,7 +883,7 @@ def run_experiment(
         summary["final_return_per_seed"] = np.asarray(last_eval.episode_return).mean(-1).tolist()
     if finished:
         n = cfg.eval_episodes * cfg.absolute_metric_factor
-        evaluate = jax.jit(jax.vmap(learner.make_evaluate(n)))
+        evaluate = jax.jit(jax.vmap(learner.make_evaluate(n)), out_shardings=replicated(mesh))
         abs_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0xAB5))(keys)
         absolute = jax.device_get(evaluate(learner.best_policy_params(state), abs_keys))
         for s, logger in enumerate(loggers):
@@ -811,9 +899,10 @@ def run_experiment(
             f"absolute metric (best params, {n} episodes): "
             f"{np.asarray(absolute.episode_return).mean():.4g}"
         )
-        if cfg.gif and jax.process_index() == 0:
+        best_host = to_host(learner.best_policy_params(state)) if cfg.gif else None
+        if cfg.gif and primary:
             try:
-                params0 = jax.tree_util.tree_map(lambda x: x[0], learner.best_policy_params(state))
+                params0 = jax.tree_util.tree_map(lambda x: x[0], best_host)
                 act = functools.partial(learner.act, greedy=True)
                 frames, ret = rollout_episode(
                     learner.eval_env,
@@ -830,7 +919,7 @@ def run_experiment(
     summary["state"] = state
     if tb is not None:
         tb.close()
-    if jax.process_index() == 0:
+    if primary:
         import json
 
         with open(os.path.join(out, "summary.json"), "w") as f:
