@@ -212,7 +212,9 @@ def test_make_config_presets():
     qmix = ql.make_config("qmix", lr=1e-3)
     assert isinstance(qmix, ql.QMIXConfig) and qmix.mixer == "qmix" and qmix.lr == 1e-3
     assert qmix.eval_greedy and qmix.gru_size == 128 and qmix.sequence_length == 20
-    assert qmix.n_step == 3 and qmix.recurrent and qmix.reward_scale == 10.0
+    assert qmix.n_step == 3 and qmix.recurrent and qmix.reward_scale == 50.0
+    assert ql.make_config("iql").reward_scale == ql.make_config("vdn").reward_scale == 10.0
+    assert ql.make_config("qmix", reward_scale=2.0).reward_scale == 2.0
     with pytest.raises(ValueError, match="unknown Q-learning algorithm"):
         ql.make_config("dqn")
 
