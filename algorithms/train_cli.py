@@ -127,6 +127,8 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
         )
         if name in ("ippo", "mappo"):
             a.add_argument("--recurrent", action="store_true", help="shorthand for --network gru")
+        if name == "ippo":
+            _add_sebulba_arguments(a)
         a.add_argument(
             "--resume",
             action="store_true",
@@ -147,6 +149,7 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
             help="stop after this many evaluation intervals (resume later)",
         )
         a.add_argument("--quiet", action="store_true", help="no progress lines")
+        _add_distributed_arguments(a)
         a.add_argument(
             "--no-plots",
             dest="plots",
@@ -188,6 +191,85 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
     e.set_defaults(func=_cmd_evaluate)
 
 
+def _add_sebulba_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--architecture sebulba` and its settings (see `jaxmarl_envs.algorithms.sebulba`)."""
+    g = parser.add_argument_group(
+        "architecture",
+        "anakin: environments and learner in one jitted loop (JAX environments). sebulba: "
+        "actor threads step Python environments (--env <id>, gymnasium:<id> or "
+        "pettingzoo:<module>:<function>) while the learner trains.",
+    )
+    g.add_argument("--architecture", choices=("anakin", "sebulba"), default="anakin")
+    g.add_argument("--actor-threads", type=int, default=2, help="sebulba: actor threads")
+    g.add_argument(
+        "--max-staleness", type=int, default=1, help="sebulba: largest policy lag (updates)"
+    )
+    g.add_argument("--queue-size", type=int, default=2, help="sebulba: rollout queue length")
+
+
+def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
+    from jaxmarl_envs.algorithms import sebulba, training
+
+    try:
+        if args.resume:
+            raise ValueError("--resume is not supported with --architecture sebulba")
+        settings = sebulba.SebulbaSettings(
+            actor_threads=args.actor_threads,
+            max_staleness=args.max_staleness,
+            queue_size=args.queue_size,
+        )
+        run = sebulba.Sebulba(config, settings)
+    except ValueError as err:
+        print(f"jaxmarl train: {err}", file=sys.stderr)
+        return 2
+    name = training.default_run_name(config).replace(":", "_").replace("/", "_")
+    out = os.path.join(config.out, name)
+    try:
+        run.train(out, verbose=not args.quiet)
+    except sebulba.SebulbaError as err:
+        print(f"jaxmarl train: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("jaxmarl train: interrupted (actor threads stopped)", file=sys.stderr)
+        return 130
+    if args.plots:
+        _write_plots(out, quiet=args.quiet)
+    if not args.quiet:
+        print(f"results in {out}")
+    return 0
+
+
+def _add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Multi-process options (`jax.distributed`); the `JAX_*` and SLURM variables also work."""
+    g = parser.add_argument_group(
+        "multi-process (jax.distributed)",
+        "Run one process per host (or per local device group) with the same command; "
+        "flags override JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID; under "
+        "SLURM (srun, more than one task) they are detected. Process 0 writes every file.",
+    )
+    g.add_argument("--coordinator-address", default=None, metavar="HOST:PORT")
+    g.add_argument("--num-processes", type=int, default=None)
+    g.add_argument("--process-id", type=int, default=None)
+    g.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="stop with an error this long after a peer process dies (JAX default 100)",
+    )
+
+
+def _initialize_distributed(args: argparse.Namespace) -> bool:
+    from jaxmarl_envs.algorithms import training
+
+    return training.maybe_initialize_distributed(
+        getattr(args, "coordinator_address", None),
+        getattr(args, "num_processes", None),
+        getattr(args, "process_id", None),
+        getattr(args, "heartbeat_timeout", None),
+    )
+
+
 def build_config(args: argparse.Namespace):
     """The config from a namespace of `jaxmarl train` options (ValueError on bad values)."""
     from jaxmarl_envs.algorithms.config import (
@@ -218,19 +300,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     try:
         config = build_config(args)
-        training.maybe_initialize_distributed()
+        if getattr(args, "architecture", "anakin") == "sebulba":
+            return _cmd_train_sebulba(args, config)
+        distributed = _initialize_distributed(args)
         module = algorithm_entry(args.algorithm)[0]
         learner = module.make_learner(config)
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
+    import jax
+
     out = training.run_dir(config)
-    summary = training.run_experiment(
-        learner, out, resume=args.resume, stop_after=args.stop_after, verbose=not args.quiet
-    )
-    if args.plots and summary["finished"]:
+    try:
+        summary = training.run_experiment(
+            learner, out, resume=args.resume, stop_after=args.stop_after, verbose=not args.quiet
+        )
+    except Exception as err:
+        if not distributed:
+            raise
+        # A peer that died or hung shows up here as a failed collective or barrier.
+        print(
+            f"jaxmarl train: process {jax.process_index()} of {jax.process_count()} stopped "
+            f"(a peer process failed or lost contact): {type(err).__name__}: {err}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
+        # Skip JAX's exit-time shutdown barrier: it would wait for the dead peer until the
+        # heartbeat timeout and then abort the process.
+        os._exit(1)
+    primary = jax.process_index() == 0
+    if args.plots and summary["finished"] and primary:
         _write_plots(out, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet and primary:
         print(f"results in {out}")
     return 0 if summary["run_dir"] else 1
 

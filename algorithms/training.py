@@ -471,9 +471,14 @@ def distributed_settings(
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"coordinator address must be host:port, got {address!r}")
-    if procs is None or procs < 1:
+    if procs is None or pid is None:
+        raise ValueError(
+            "a multi-process launch needs the number of processes and this process's id "
+            "(--num-processes/--process-id or JAX_NUM_PROCESSES/JAX_PROCESS_ID)"
+        )
+    if procs < 1:
         raise ValueError(f"the number of processes must be >= 1, got {procs}")
-    if pid is None or not 0 <= pid < procs:
+    if not 0 <= pid < procs:
         raise ValueError(f"the process id must be in [0, {procs}), got {pid}")
     return {"coordinator_address": address, "num_processes": procs, "process_id": pid}
 

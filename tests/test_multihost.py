@@ -225,5 +225,41 @@ def test_dead_peer_stops_the_survivor_with_an_error(tmp_path):
     assert seconds < 60, f"survivor took {seconds:.0f} s to stop"
 
 
+def test_launch_settings_from_flags_environment_and_slurm():
+    from jaxmarl_envs.algorithms.training import distributed_settings
+
+    assert distributed_settings(environ={}) is None
+    assert distributed_settings(environ={"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}) is None
+    env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234", "JAX_NUM_PROCESSES": "4"}
+    assert distributed_settings(process_id=3, environ=env) == {
+        "coordinator_address": "10.0.0.1:1234",
+        "num_processes": 4,
+        "process_id": 3,
+    }
+    # Flags win over the environment.
+    got = distributed_settings("h:1", 2, 1, environ={**env, "JAX_PROCESS_ID": "0"})
+    assert got == {"coordinator_address": "h:1", "num_processes": 2, "process_id": 1}
+    # SLURM: the task count and rank come from SLURM, the coordinator from JAX's detection.
+    slurm = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "8", "SLURM_PROCID": "5"}
+    assert distributed_settings(environ=slurm) == {
+        "coordinator_address": None,
+        "num_processes": 8,
+        "process_id": 5,
+    }
+    got = distributed_settings(environ={**slurm, "JAX_COORDINATOR_ADDRESS": "node0:9999"})
+    assert got == {"coordinator_address": "node0:9999", "num_processes": 8, "process_id": 5}
+    for kwargs, message in [
+        ({"coordinator_address": "nohostport", "num_processes": 2, "process_id": 0}, "host:port"),
+        ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2}, r"\[0, 2\)"),
+        ({"coordinator_address": "h:1", "num_processes": 0, "process_id": 0}, ">= 1"),
+        ({"coordinator_address": "h:1"}, "needs the number of processes"),
+        ({"num_processes": 2, "process_id": 0}, "needs a coordinator address"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            distributed_settings(**kwargs, environ={})
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES must be an integer"):
+        distributed_settings(environ={"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "x"})
+
+
 if __name__ == "__main__":
     worker(sys.argv[1], sys.argv[2])
