@@ -432,37 +432,48 @@ class SMAX(Environment[State]):
         attack_actions = jnp.where(is_attack, actions, 0)
         target = jnp.where(jnp.asarray(self._is_ally), actions - m + a, a - 1 - (actions - m))
         target = jnp.where(is_attack, jnp.clip(target, 0, u - 1), idx)
-        target_onehot = (target[:, None] == idx[None, :]).astype(jnp.float32)  # (U, U)
-        step = jnp.asarray(self._velocity)[types][:, None] * self.time_per_step * movement
+        target_hit = target[:, None] == idx[None, :]  # (U, U): row i selects its target
+        target_onehot = target_hit.astype(jnp.float32)
+        velocity = jnp.asarray(self._velocity)[types]
+        step_x = movement[:, 0] * velocity * self.time_per_step
+        step_y = movement[:, 1] * velocity * self.time_per_step
         attack_range = jnp.asarray(self._attack_range)[types]
         damage = jnp.asarray(self._attack)[types]
         cooldown = jnp.asarray(self._max_cooldown)[types]
         radius = jnp.asarray(self._radius)[types]
+        radius_sum = radius[:, None] + radius[None, :]
         tps = self.time_per_step
         jitter = self._cooldown_jitter(key)  # (S, U)
-        map_size = jnp.asarray(self._map_size)
+        width, height = self.map_width, self.map_height
+        not_self = target != idx
 
+        # Coordinates as separate (U,) arrays and one-hot selections as broadcast sums:
+        # exact, and far faster on CPU once vmapped than (U, 2) rows, gathers or small
+        # batched matmuls.
         def substep(carry, jitter_s):
-            pos, health, alive, cd = carry
-            moved = jnp.clip(pos + step, 0.0, map_size)
-            moved = jnp.where(alive[:, None], moved, pos)
-            target_pos = target_onehot @ pos
-            in_range = jnp.linalg.norm(pos - target_pos, axis=-1) < attack_range
-            fires = in_range & alive & (target_onehot @ alive.astype(jnp.float32) > 0)
-            fires = fires & (target != idx) & (cd <= 0.0)
-            health = jnp.maximum(health - jnp.where(fires, damage, 0.0) @ target_onehot, 0.0)
+            x, y, health, alive, cd = carry
+            mx = jnp.where(alive, jnp.clip(x + step_x, 0.0, width), x)
+            my = jnp.where(alive, jnp.clip(y + step_y, 0.0, height), y)
+            dx = x - jnp.sum(target_onehot * x[None, :], axis=1)
+            dy = y - jnp.sum(target_onehot * y[None, :], axis=1)
+            in_range = jnp.sqrt(dx * dx + dy * dy) < attack_range
+            target_alive = jnp.any(target_hit & alive[None, :], axis=1)
+            fires = in_range & alive & target_alive & not_self & (cd <= 0.0)
+            dealt = jnp.sum(jnp.where(fires, damage, 0.0)[:, None] * target_onehot, axis=0)
+            health = jnp.maximum(health - dealt, 0.0)
             cd = cd + jnp.where(fires, cooldown + jitter_s - cd, -tps)
             if self.walls_cause_death:
-                touching = jnp.any(moved <= 0.0, axis=-1) | jnp.any(moved >= map_size, axis=-1)
+                touching = (mx <= 0.0) | (my <= 0.0) | (mx >= width) | (my >= height)
                 health = jnp.where(touching, 0.0, health)
             alive = health > 0
-            pos = self._push_apart(moved, alive, types, radius)
-            return (pos, health, alive, cd), None
+            x, y = self._push_apart_xy(mx, my, alive, radius_sum)
+            return (x, y, health, alive, cd), None
 
-        carry = (state.positions, state.health, state.alive, state.cooldowns)
-        (pos, health, alive, cd), _ = jax.lax.scan(substep, carry, jitter)
+        pos = state.positions
+        carry = (pos[:, 0], pos[:, 1], state.health, state.alive, state.cooldowns)
+        (x, y, health, alive, cd), _ = jax.lax.scan(substep, carry, jitter)
         return state.replace(
-            positions=pos,
+            positions=jnp.stack([x, y], axis=1),
             health=health,
             alive=alive,
             cooldowns=cd,
@@ -470,6 +481,17 @@ class SMAX(Environment[State]):
             prev_attack=attack_actions,
             step_count=state.step_count + 1,
         )
+
+    def _push_apart_xy(self, x, y, alive, radius_sum):
+        """`_push_apart` on coordinate arrays `(U,)` with the pairwise radius sums `(U, U)`."""
+        dx = x[:, None] - x[None, :]
+        dy = y[:, None] - y[None, :]
+        dist = jnp.sqrt(dx * dx + dy * dy) + jnp.eye(self.num_units) + 1e-6
+        both = alive[:, None] & alive[None, :]
+        overlap = jnp.where(both, jax.nn.relu(radius_sum / dist - 1.0), 0.0)
+        px = x + 1.0 * jnp.sum(dx * overlap, axis=1) / 2
+        py = y + 1.0 * jnp.sum(dy * overlap, axis=1) / 2
+        return jnp.where(alive, px, x), jnp.where(alive, py, y)
 
     def _cooldown_jitter(self, key: chex.PRNGKey) -> chex.Array:
         """`(S, U)` cooldown jitter per sub-step and unit, uniform in `[-1, 2] * dt`, drawn as
@@ -485,19 +507,12 @@ class SMAX(Environment[State]):
         draw = jax.vmap(jax.vmap(lambda k: jax.random.uniform(k, minval=-tps, maxval=2 * tps)))
         return draw(unit_keys)
 
-    def _push_apart(self, pos, alive, types, radius=None) -> chex.Array:
+    def _push_apart(self, pos, alive, types) -> chex.Array:
         """Live overlapping units push each other apart (half the overlap each); dead units
-        stay where they are."""
-        if radius is None:
-            radius = jnp.asarray(self._radius)[types]
-        delta = pos[:, None, :] - pos[None, :, :]  # (U, U, 2)
-        dist = jnp.linalg.norm(delta, axis=-1) + jnp.eye(self.num_units) + 1e-6
-        both = alive[:, None] & alive[None, :]
-        overlap = jnp.where(
-            both, jax.nn.relu((radius[:, None] + radius[None, :]) / dist - 1.0), 0.0
-        )
-        pushed = pos + 1.0 * jnp.sum(delta * overlap[:, :, None], axis=1) / 2
-        return jnp.where(alive[:, None], pushed, pos)
+        stay where they are. `pos` `(U, 2)`."""
+        radius = jnp.asarray(self._radius)[types]
+        x, y = self._push_apart_xy(pos[:, 0], pos[:, 1], alive, radius[:, None] + radius[None, :])
+        return jnp.stack([x, y], axis=1)
 
     def _rewards(self, before: State, after: State):
         """Per-agent rewards `(N,)`, and whether the allies won / lost (`()` bool)."""
