@@ -71,3 +71,16 @@ def test_lbf_2s_8x8_time_to_learn_config_reaches_threshold(tmp_path):
     absolute = summary["absolute_return_per_seed"]
     assert summary["finished"]
     assert absolute[0] >= 0.97, (absolute, summary["final_return_per_seed"])
+
+
+def test_rware_tiny_2ag_mappo_agent_specific_close_to_ippo_at_equal_steps():
+    # Issue 19: with the raw 1,100-value grid state MAPPO reached 3.4 against IPPO's 9.4 at
+    # 4M steps. With the agent-specific state (own view + id + joint observation) it rises
+    # with IPPO; measured at 3M steps (mean of the last 3 evaluations, seeds 0 and 1): MAPPO
+    # 2.75, 3.68 against IPPO 3.76, 3.98 (benchmarks/RESULTS.md). The issue's target,
+    # MAPPO >= IPPO, is not reached yet: this asserts what was measured, with some margin.
+    run = dict(total_steps=3_000_000, num_envs=64, num_evaluations=10, eval_greedy=False)
+    ippo_final, ippo_curve = _final_return("ippo", "rware-tiny-2ag", **run)
+    mappo_final, mappo_curve = _final_return("mappo", "rware-tiny-2ag", **run)
+    assert mappo_final > 1.0, mappo_curve
+    assert mappo_final >= 0.6 * ippo_final, (mappo_curve, ippo_curve)
