@@ -541,7 +541,16 @@ class Sebulba:
                 }
                 seconds = time.perf_counter() - interval_start
                 progress.update(steps, steps_per_interval, seconds, fields)
-                history.append({"steps": steps, **fields, **interval_stats})
+                train_seconds = e0 - interval_start  # collection and updates, no evaluation
+                history.append(
+                    {
+                        "steps": steps,
+                        "train_seconds": train_seconds,
+                        "train_sps": steps_per_interval / max(train_seconds, 1e-9),
+                        **fields,
+                        **interval_stats,
+                    }
+                )
                 meta = {
                     "interval": interval + 1,
                     "steps": steps,
