@@ -20,6 +20,16 @@ DATASET_LAYOUT = "jaxmarl_envs.dataset/1"
 SCAN_CHUNK = 1 << 16
 
 
+#: Bytes per chunk when a scan reads every field (e.g. coverage): bounded memory for any size.
+SCAN_BYTES = 64 << 20
+
+
+def chunk_steps(vault: Vault, max_bytes: int = SCAN_BYTES) -> int:
+    """Steps per chunk so that one chunk of every field stays under `max_bytes`."""
+    per_step = sum(vault._step_bytes(leaf) for leaf in vault.leaves) or 1
+    return int(min(SCAN_CHUNK, max(256, max_bytes // per_step)))
+
+
 class DatasetMismatchError(ValueError):
     """A dataset does not fit the environment it is used with."""
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from jaxmarl_envs.algorithms.buffers.vault import Vault
 from jaxmarl_envs.algorithms.datasets.core import (
-    SCAN_CHUNK,
     EpisodeTable,
     _drop_row,
     check_integrity,
+    chunk_steps,
     episode_table,
     is_dataset_dir,
     open_vault,
@@ -152,8 +152,9 @@ def coverage_summary(vault_or_path: Vault | str | os.PathLike) -> dict:
     n_samples = 0
     meta = vault.metadata
     low, high = None, None
-    for t0 in range(0, usable, SCAN_CHUNK):
-        t1 = min(usable, t0 + SCAN_CHUNK)
+    step = chunk_steps(vault)
+    for t0 in range(0, usable, step):
+        t1 = min(usable, t0 + step)
         chunk = _drop_row(vault.read(t0, t1, rows=[0])) if vault.num_rows == 1 else None
         if chunk is None:
             raise ValueError("coverage_summary reads single-row datasets (jaxmarl record)")
