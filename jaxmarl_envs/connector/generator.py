@@ -76,6 +76,15 @@ def board_from_agents(size: int, starts: chex.Array, targets: chex.Array) -> che
     return grid.at[targets[:, 0], targets[:, 1]].set(C.TARGET + 3 * ids)
 
 
+def _choice(key: chex.PRNGKey, weights: chex.Array) -> chex.Array:
+    """Index drawn with probability proportional to `weights` `(K,)`; the same draw as
+    `jax.random.choice(key, K, p=weights)` (inverse CDF of one uniform), computed with a
+    comparison count instead of a binary search (no inner loop under `vmap`)."""
+    cumulative = jnp.cumsum(weights.astype(jnp.float32))
+    r = cumulative[-1] * (1 - jax.random.uniform(key, (), jnp.float32))
+    return jnp.sum(cumulative < r, dtype=jnp.int32)
+
+
 def _neighbour_counts(occupied: chex.Array) -> tuple[chex.Array, chex.Array]:
     """Occupied 4-neighbours of every cell, and how many 4-neighbours it has on the grid."""
     occ = jnp.pad(occupied.astype(jnp.int32), 1)
@@ -151,13 +160,13 @@ class RandomWalkGenerator(Generator):
         start_key, first_key, key = jax.random.split(key, 3)
         occupied, around = _neighbour_counts(grid > 0)
         free = grid == 0
-        start = jax.random.choice(start_key, size * size, p=(free & (occupied != around)).ravel())
+        start = _choice(start_key, (free & (occupied != around)).ravel())
         grid = grid.reshape(-1).at[start].set(C.PATH + 3 * agent).reshape(size, size)
         sr, sc = start // size, start % size
         rows = jnp.arange(size)[:, None]
         cols = jnp.arange(size)[None, :]
         adjacent = (jnp.abs(rows - sr) + jnp.abs(cols - sc)) == 1
-        first = jax.random.choice(first_key, size * size, p=(adjacent & (grid == 0)).ravel())
+        first = _choice(first_key, (adjacent & (grid == 0)).ravel())
         grid = grid.reshape(-1).at[first].set(C.POSITION + 3 * agent).reshape(size, size)
         cells = jnp.stack([jnp.stack([sr, sc]), jnp.stack([first // size, first % size])])
         return (key, grid), cells.astype(jnp.int32)
@@ -173,7 +182,7 @@ class RandomWalkGenerator(Generator):
         def pick(k, score, legal):
             probs = jax.nn.softmax(score / self.temperature) * legal
             probs = probs / probs.sum()
-            action = jax.random.choice(k, jnp.arange(1, C.NUM_ACTIONS), p=probs)
+            action = 1 + jnp.minimum(_choice(k, probs), C.NUM_ACTIONS - 2)
             return action * legal.any()
 
         actions = jax.vmap(pick)(keys, scores, mask[:, 1:])
