@@ -30,6 +30,7 @@ stops every thread; `train` joins them and raises one `SebulbaError` naming the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,6 +64,12 @@ class SebulbaSettings:
         actor_device: index into `jax.local_devices()` of the device actors run the policy on.
         learner_devices: how many local devices the update is sharded over (0: all).
         join_timeout: seconds to wait for each thread at shutdown.
+        env_lock: serialise the Python environments' reset and step calls across threads.
+            Many Python environments are not thread-safe (the original rware numbers its
+            agents and shelves with class-level counters that a concurrent reset corrupts);
+            pure-Python environments hold the GIL while stepping anyway, so threads still
+            overlap stepping with policy inference and the learner. Our JAX environments
+            never take the lock.
     """
 
     actor_threads: int = 2
@@ -71,6 +78,7 @@ class SebulbaSettings:
     actor_device: int = 0
     learner_devices: int = 0
     join_timeout: float = 30.0
+    env_lock: bool = True
 
 
 class SebulbaError(RuntimeError):
@@ -198,7 +206,17 @@ class Sebulba:
         self.settings = settings = settings or SebulbaSettings()
         self.config = config
         num_learner = check_settings(config, settings)
-        self.make_batch = sebulba_envs.resolve(config.env_id, config.env_kwargs)
+        make_batch = sebulba_envs.resolve(config.env_id, config.env_kwargs)
+        lock = threading.Lock() if settings.env_lock else None
+
+        def locked_batch(num_envs: int):
+            with lock or contextlib.nullcontext():  # construction may touch shared state too
+                batch = make_batch(num_envs)
+            if lock is not None and isinstance(batch, sebulba_envs.HostBatch):
+                batch.lock = lock
+            return batch
+
+        self.make_batch = locked_batch
         probe = self.make_batch(1)
         self.env_info = probe.info
         probe.close()
@@ -377,7 +395,9 @@ class Sebulba:
         while True:
             if control.failure is not None:
                 origin, err, _ = control.failure
-                raise SebulbaError(f"Sebulba stopped: {origin} raised {type(err).__name__}: {err}")
+                raise SebulbaError(
+                    f"Sebulba stopped: {origin} raised {type(err).__name__}: {err}"
+                ) from err
             if not any(t.is_alive() for t in threads):
                 raise SebulbaError("Sebulba stopped: every actor thread has exited")
             try:

@@ -25,6 +25,7 @@ or a Dict observation's `action_mask` wherever the environment provides them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 from collections.abc import Callable
@@ -63,6 +64,9 @@ class HostBatch:
     environment's reset and step; this class keeps returns and resets ended episodes)."""
 
     info: EnvInfo
+    #: Held around every reset and step; Sebulba shares one lock between the batches of a run
+    #: when environments are not thread-safe (see `SebulbaSettings.env_lock`).
+    lock: Any = contextlib.nullcontext()
 
     def __init__(self, make_one: Callable[[], Any], num_envs: int, info: EnvInfo):
         self.envs = [make_one() for _ in range(num_envs)]
@@ -83,12 +87,17 @@ class HostBatch:
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Resets every environment (environment i from `seed + i`); `(obs, mask)`."""
         self._seed = int(seed) + self.num_envs
-        pairs = [self._reset_one(i, int(seed) + i) for i in range(self.num_envs)]
+        with self.lock:
+            pairs = [self._reset_one(i, int(seed) + i) for i in range(self.num_envs)]
         self._returns[:] = 0
         self._lengths[:] = 0
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
     def step(self, actions: np.ndarray) -> StepOut:
+        with self.lock:
+            return self._step(actions)
+
+    def _step(self, actions: np.ndarray) -> StepOut:
         b, n = self.num_envs, self.info.num_agents
         obs = np.empty((b, n, self.info.obs_dim), np.float32)
         final = np.empty_like(obs)
