@@ -142,12 +142,13 @@ def test_strict_vs_jaxmarl_smax(benchmark, env_id):
 
 
 def test_memory_per_environment():
-    """Bytes of one environment's state and timestep (ours, and JaxMARL's state and
-    outputs), recorded for RESULTS.md."""
+    """Bytes of one environment's state and timestep (ours without wrappers; JaxMARL's state,
+    key and the stacked observations, masks and rewards), recorded for RESULTS.md."""
+    import jaxmarl_envs
+
     rows = []
     for env_id in TARGETS:
-        reset, _, _ = ours(env_id)
-        state, ts = jax.eval_shape(reset, jax.random.PRNGKey(0))
+        state, ts = jax.eval_shape(jaxmarl_envs.make(env_id).reset, jax.random.PRNGKey(0))
         mine = sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves((state, ts)))
         peer_reset = _jaxmarl(env_id)[0]
         pstate, pts = jax.eval_shape(peer_reset, jax.random.PRNGKey(0))
