@@ -565,6 +565,7 @@ class Sebulba:
                 history.append(
                     {
                         "steps": steps,
+                        "seconds": seconds,
                         "train_seconds": train_seconds,
                         "train_sps": steps_per_interval / max(train_seconds, 1e-9),
                         **fields,
