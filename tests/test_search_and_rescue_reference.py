@@ -135,6 +135,12 @@ def lockstep(scenario: str, steps: int):
                 ours_terminated=ts.terminated,
                 ours_truncated=ts.truncated,
             )
+            # Compared here (scalars per step), so large sweeps keep little in memory.
+            record = {
+                **checks(ours, record, jnp),
+                "last": ts.last(),
+                "found": jnp.all(ts.terminated),
+            }
             fresh, _ = ours.reset(k_reset)
             state2 = _select(ts.last(), fresh, state2)
             jstate2 = _select(ts.last(), to_jumanji(fresh), jstate2)
@@ -151,38 +157,51 @@ def lockstep(scenario: str, steps: int):
     return ours, jax.jit(jax.vmap(one))
 
 
-def compare(ours: SearchAndRescue, records) -> tuple[int, int]:
-    """Asserts agreement; returns (episode ends, all-found terminations)."""
-    r = jax.device_get(records)
+def checks(ours: SearchAndRescue, r: dict, xp) -> dict:
+    """Named agreement checks of one step's record (`xp`: numpy or jax.numpy)."""
     o, j = r["ours_state"], r["ref_state"]
     close = dict(rtol=1e-5, atol=1e-6)
-    assert np.allclose(o.searcher_pos, j.searchers.pos, **close)
-    assert np.allclose(o.searcher_heading, j.searchers.heading, **close)
-    assert np.allclose(o.searcher_speed, j.searchers.speed, **close)
-    assert np.allclose(o.target_pos, j.targets.pos, **close)
-    assert np.allclose(o.target_vel, j.targets.vel, **close)
-    assert np.array_equal(o.target_found, j.targets.found)
-    assert np.array_equal(o.key, j.key)
-    assert np.array_equal(o.step_count, j.step)
     v = ours.num_vision
-    views = r["ours_obs"].agents_view[..., : C.NUM_CHANNELS * v]
-    ref_views = r["ref_obs"].searcher_views.reshape(views.shape)
-    assert np.allclose(views, ref_views, rtol=1e-5, atol=1e-5)
-    assert np.allclose(r["ours_obs"].targets_remaining, r["ref_obs"].targets_remaining)
-    assert np.array_equal(r["ours_obs"].step, r["ref_obs"].step)
-    assert np.allclose(r["ours_obs"].positions, r["ref_obs"].positions, **close)
-    extra = r["ours_obs"].agents_view[..., C.NUM_CHANNELS * v :]
-    assert np.allclose(extra[..., 0], r["ref_obs"].targets_remaining[..., None])
-    assert np.allclose(extra[..., 2:], r["ref_obs"].positions, **close)
-    assert np.allclose(r["ours_reward"], r["ref_reward"], rtol=1e-5, atol=1e-6)
-    assert np.array_equal(r["ours_last"], r["ref_last"])
-    # Jumanji terminates on the time limit too; we truncate there (discount 1).
+    view = r["ours_obs"].agents_view
+    views = view[..., : C.NUM_CHANNELS * v]
+    extra = view[..., C.NUM_CHANNELS * v :]
     terminated = r["ours_terminated"].all(-1)
-    assert np.array_equal(terminated, o.target_found.all(-1))
-    assert np.array_equal(r["ours_truncated"].all(-1), r["ours_last"] & ~terminated)
-    assert np.all(r["ref_discount"][r["ref_last"]] == 0)
-    assert np.array_equal(r["ours_discount"], np.where(r["ours_terminated"], 0.0, 1.0))
-    return int(r["ours_last"].sum()), int(terminated.sum())
+    return {
+        "searcher_pos": xp.allclose(o.searcher_pos, j.searchers.pos, **close),
+        "heading": xp.allclose(o.searcher_heading, j.searchers.heading, **close),
+        "speed": xp.allclose(o.searcher_speed, j.searchers.speed, **close),
+        "target_pos": xp.allclose(o.target_pos, j.targets.pos, **close),
+        "target_vel": xp.allclose(o.target_vel, j.targets.vel, **close),
+        "found": xp.array_equal(o.target_found, j.targets.found),
+        "key": xp.array_equal(o.key, j.key),
+        "step": xp.array_equal(o.step_count, j.step),
+        "views": xp.allclose(
+            views, r["ref_obs"].searcher_views.reshape(views.shape), rtol=1e-5, atol=1e-5
+        ),
+        "targets_remaining": xp.allclose(
+            r["ours_obs"].targets_remaining, r["ref_obs"].targets_remaining
+        ),
+        "obs_step": xp.array_equal(r["ours_obs"].step, r["ref_obs"].step),
+        "positions": xp.allclose(r["ours_obs"].positions, r["ref_obs"].positions, **close),
+        "view_remaining": xp.allclose(extra[..., 0], r["ref_obs"].targets_remaining),
+        "view_positions": xp.allclose(extra[..., 2:], r["ref_obs"].positions, **close),
+        "reward": xp.allclose(r["ours_reward"], r["ref_reward"], rtol=1e-5, atol=1e-6),
+        "last": xp.array_equal(r["ours_last"], r["ref_last"]),
+        # Jumanji terminates on the time limit too; we truncate there (discount 1).
+        "terminated": xp.array_equal(terminated, o.target_found.all(-1)),
+        "truncated": xp.array_equal(r["ours_truncated"].all(-1), r["ours_last"] & ~terminated),
+        "ref_discount": ~r["ref_last"] | xp.all(r["ref_discount"] == 0),
+        "discount": xp.array_equal(r["ours_discount"], xp.where(r["ours_terminated"], 0.0, 1.0)),
+    }
+
+
+def compare(ours: SearchAndRescue, records) -> tuple[int, int]:
+    """Asserts every per-step check held; returns (episode ends, all-found terminations)."""
+    flags = jax.device_get(records)
+    for name, ok in flags.items():
+        if name not in ("last", "found"):
+            assert np.all(ok), f"{name} differs from Jumanji at {np.argwhere(~ok)[:5].tolist()}"
+    return int(np.sum(flags["last"])), int(np.sum(flags["found"]))
 
 
 def check_resets(ours: SearchAndRescue, first) -> None:

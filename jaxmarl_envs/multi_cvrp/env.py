@@ -164,8 +164,6 @@ class MultiCVRP(Environment[State]):
         self._viewer = viewer
         p = self.problem
         n = p.num_vehicles
-        # Vehicle order of each agent's view: own first, then the next ones cyclically.
-        self._roll = (np.arange(n)[:, None] + np.arange(n)[None, :]) % n
         self._earlier = np.tril(np.ones((n, n), bool), -1)  # [i, j]: j < i
         self._nodes = np.arange(p.num_nodes, dtype=np.int32)
 
@@ -237,22 +235,30 @@ class MultiCVRP(Environment[State]):
         taken = jnp.any((nxt[:, None] == nxt[None, :]) & self._earlier, axis=1)
         nxt = jnp.where(taken, C.DEPOT, nxt)
 
-        travel = _distance(state.coordinates[state.positions], state.coordinates[nxt])
+        node_feats = jnp.concatenate(
+            [
+                state.coordinates,
+                jnp.stack(
+                    [state.window_start, state.window_end, state.early_coef, state.late_coef],
+                    axis=1,
+                ),
+            ],
+            axis=1,
+        )  # (C + 1, 6)
+        to = node_feats[nxt]  # (N, 6): x, y, window start, end, early, late coefficients
+        travel = _distance(state.coordinates[state.positions], to[:, :2])
         distances = state.distances + travel
         local_times = state.local_times + travel / C.SPEED
         penalties = state.time_penalties + time_penalties(
-            local_times,
-            state.window_start[nxt],
-            state.window_end[nxt],
-            state.early_coef[nxt],
-            state.late_coef[nxt],
+            local_times, to[:, 2], to[:, 3], to[:, 4], to[:, 5]
         )
         at_depot = nxt == C.DEPOT
         capacities = jnp.where(at_depot, p.max_capacity, state.capacities - state.demands[nxt])
         served = jnp.any(nxt[:, None] == self._nodes[None, :], axis=0)
         demands = jnp.where(served, 0, state.demands)
         step_count = state.step_count + 1
-        order = state.order.at[:, step_count].set(nxt, mode="drop")
+        column = jnp.arange(state.order.shape[-1]) == step_count
+        order = jnp.where(column, nxt[:, None], state.order)
         new = state.replace(
             demands=demands,
             positions=nxt,
@@ -271,8 +277,8 @@ class MultiCVRP(Environment[State]):
         )
         reward = jnp.where(out_of_steps, self._worst_case_remaining(new), step_reward)
         reward = jnp.broadcast_to(reward, (self.num_agents,))
-        ts = make_timestep(self._observe(new), reward, solved | out_of_steps, False)
-        return new, ts
+        obs = self._observe(new, to[:, :2])
+        return new, make_timestep(obs, reward, solved | out_of_steps, False)
 
     def _worst_case_remaining(self, state: State) -> chex.Array:
         """Jumanji's penalty at the step limit: every waiting customer served by its own
@@ -286,20 +292,24 @@ class MultiCVRP(Environment[State]):
         return -dist - jnp.sum(pen * waiting)
 
     # ------------------------------------------------------------------ observation
-    def _observe(self, state: State) -> Observation:
+    def _observe(self, state: State, vehicle_xy: chex.Array | None = None) -> Observation:
+        """The observation of `state` (`vehicle_xy`: the vehicles' coordinates if known)."""
         p = self.problem
+        if vehicle_xy is None:
+            vehicle_xy = state.coordinates[state.positions]
         n, nodes = self.num_agents, p.num_nodes
         t_scale = p.max_end_window
         cap = p.max_capacity
         vehicles = jnp.concatenate(
             [
-                state.coordinates[state.positions] / p.map_max,
+                vehicle_xy / p.map_max,
                 (state.local_times / t_scale)[:, None],
                 (state.capacities / cap)[:, None].astype(jnp.float32),
             ],
             axis=1,
         )  # (N, 4)
-        vehicles = vehicles[self._roll].reshape(n, C.VEHICLE_FEATURES * n)
+        # Own vehicle first, then the next ones cyclically (static rolls: slices, no gather).
+        vehicles = jnp.concatenate([jnp.roll(vehicles, -k, axis=0) for k in range(n)], axis=1)
         node_view = jnp.concatenate(
             [
                 state.coordinates[:, 0] / p.map_max,

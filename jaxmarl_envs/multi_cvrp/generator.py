@@ -108,8 +108,8 @@ def problem_from_settings(num_customers: int, num_vehicles: int) -> Problem:
 
 def action_mask(demands: chex.Array, capacities: chex.Array) -> chex.Array:
     """`(N, C + 1)` bool: a customer with demand that fits in the vehicle, or the depot."""
-    mask = (capacities[:, None] >= demands[None, :]) & (demands[None, :] > 0)
-    return mask.at[:, C.DEPOT].set(True)
+    depot = jnp.arange(demands.shape[-1]) == C.DEPOT  # elementwise: fuses under vmap
+    return ((capacities[:, None] >= demands[None, :]) & (demands[None, :] > 0)) | depot
 
 
 def make_state(
