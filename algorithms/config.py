@@ -178,6 +178,9 @@ def from_dict(cls: type[C], data: Mapping[str, Any], strict: bool = True) -> C:
 
     Unknown keys raise ValueError when `strict`, else are dropped.
     """
+    upgrade = getattr(cls, "upgrade_dict", None)
+    if upgrade is not None:  # fields renamed or replaced since a config.json was written
+        data = upgrade(dict(data))
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown and strict:

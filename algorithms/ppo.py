@@ -71,6 +71,15 @@ class PPOConfig(training.RunConfig):
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
 
+    @staticmethod
+    def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
+        """Reads configs saved before `critic_input` existed: their `centralised_critic` flag
+        meant the global state + agent id ('global') when true, the own view when false."""
+        if "centralised_critic" in data:
+            central = data.pop("centralised_critic")
+            data.setdefault("critic_input", "global" if central else "local")
+        return data
+
     @property
     def centralised_critic(self) -> bool:
         """Whether the critic reads more than the agent's own view (MAPPO)."""

@@ -248,3 +248,17 @@ def test_mappo_critic_reads_the_learner_inputs(kind):
     _, traj = jax.jit(learner.rollout)(state.params, state.runner, jax.random.PRNGKey(1))
     assert traj.critic_in.shape[-1] == learner.critic_dim
     assert np.array_equal(np.asarray(traj.critic_in[0]), np.asarray(expected))
+
+
+def test_config_saved_before_critic_input_loads():
+    """A config.json written before `critic_input` existed carries `centralised_critic`:
+    true meant the global state + agent id, false the agent's own view."""
+    from jaxmarl_envs.algorithms.config import from_dict, to_dict
+
+    old = {k: v for k, v in to_dict(ppo.MAPPOConfig()).items() if k != "critic_input"}
+    cfg = from_dict(ppo.MAPPOConfig, {**old, "centralised_critic": True})
+    assert cfg.critic_input == "global" and cfg.centralised_critic
+    cfg = from_dict(ppo.IPPOConfig, {**old, "algorithm": "ippo", "centralised_critic": False})
+    assert cfg.critic_input == "local" and not cfg.centralised_critic
+    # A current config is unchanged by the upgrade.
+    assert from_dict(ppo.MAPPOConfig, to_dict(ppo.MAPPOConfig())) == ppo.MAPPOConfig()
