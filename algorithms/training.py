@@ -27,7 +27,7 @@ from jaxmarl_envs.wrappers import AgentID, AutoReset, EpisodeMetrics, GlobalStat
 DATA_AXIS = "data"
 
 #: Keys of `extras` that count as a win flag (first one present is used).
-WIN_KEYS = ("won", "win", "battle_won")
+WIN_KEYS = ("won_episode", "won", "win", "battle_won")
 
 
 # ---------------------------------------------------------------------------------------------
