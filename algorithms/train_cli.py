@@ -83,8 +83,16 @@ def config_classes() -> dict[str, tuple[Any, type]]:
     saved `config.json`, which records its class name)."""
     from jaxmarl_envs.algorithms.training import RunConfig
 
+    import importlib
+
+    from jaxmarl_envs.algorithms.offline.cli import ALGORITHMS as OFFLINE
+
+    modules = [(m, c) for m, c, _ in algorithm_table().values()]
+    for family in dict.fromkeys(f for f, _ in OFFLINE.values()):  # offline runs evaluate too
+        module = importlib.import_module(f"jaxmarl_envs.algorithms.offline.{family}")
+        modules += [(module, cls) for cls, _ in module.ALGORITHMS.values()]
     out: dict[str, tuple[Any, type]] = {}
-    for module, cls, _ in algorithm_table().values():
+    for module, cls in modules:
         for klass in cls.__mro__:
             if isinstance(klass, type) and issubclass(klass, RunConfig) and klass is not RunConfig:
                 out.setdefault(klass.__name__, (module, klass))

@@ -92,3 +92,15 @@ def test_record_then_train_offline_from_the_command_line(tmp_path, capsys):
     assert entry["step_1"]["step_count"] == 40 and "absolute_metrics" in entry
     summary = json.loads((run / "offline.json").read_text())
     assert summary["transitions"] == 2 * 500 and summary["gradient_steps_per_second"] > 0
+
+
+def test_offline_config_classes_are_known_to_evaluate():
+    """`jaxmarl evaluate` / `load_policy` find an offline run's config class by name."""
+    from jaxmarl_envs.algorithms import train_cli
+    from jaxmarl_envs.algorithms.offline import bc, iql, maicq, matd3_bc, omar
+
+    classes = train_cli.config_classes()
+    for module in (bc, iql, maicq, matd3_bc, omar):
+        for cls, _ in module.ALGORITHMS.values():
+            assert classes[cls.__name__] == (module, cls)
+    assert "MAPPOConfig" in classes  # the online families are still there
