@@ -81,11 +81,10 @@ def algorithm_table() -> dict[str, tuple[Any, type, dict]]:
 def config_classes() -> dict[str, tuple[Any, type]]:
     """`{config class name: (family module, class)}`, base classes included (for loading a
     saved `config.json`, which records its class name)."""
-    from jaxmarl_envs.algorithms.training import RunConfig
-
     import importlib
 
     from jaxmarl_envs.algorithms.offline.cli import ALGORITHMS as OFFLINE
+    from jaxmarl_envs.algorithms.training import RunConfig
 
     modules = [(m, c) for m, c, _ in algorithm_table().values()]
     for family in dict.fromkeys(f for f, _ in OFFLINE.values()):  # offline runs evaluate too
