@@ -504,3 +504,24 @@ def test_example_sweep_file_is_valid(capsys):
     sac = [j for j in jobs if j.algorithm == "isac" and j.task == "mpe-simple_spread"]
     assert len(sac) == 1 and sac[0].env_id == "mpe-simple_spread-continuous"
     assert all(len(j.seeds) == 3 for j in jobs)
+
+
+def test_baselines_sweep_file_is_valid():
+    """The committed baselines sweep (issue 19's table) plans every algorithm on every task,
+    5 seeds, the per-family budgets, SAC on continuous simple_spread (nothing trained)."""
+    path = Path(__file__).parents[1] / "benchmarks" / "sweeps" / "baselines.toml"
+    jobs = sweep.plan_sweep(sweep.parse_sweep(path), Path("unused-out"))
+    algorithms = {"ippo", "mappo", "rec_ippo", "rec_mappo", "iql", "vdn", "qmix", "isac", "masac"}
+    tasks = {
+        "lbf-8x8-2p-2f-coop",
+        "lbf-2s-8x8-2p-2f-coop",
+        "rware-tiny-2ag",
+        "rware-tiny-4ag",
+        "mpe-simple_spread",
+    }
+    assert {(j.algorithm, j.task) for j in jobs} == {(a, t) for a in algorithms for t in tasks}
+    assert all(len(j.seeds) == 5 for j in jobs)
+    for j in jobs:
+        sac = j.algorithm in ("isac", "masac")
+        continuous = sac and j.task == "mpe-simple_spread"
+        assert j.env_id == ("mpe-simple_spread-continuous" if continuous else j.task)
