@@ -4,6 +4,7 @@ an exception in an actor or Ctrl-C stops every thread, and IPPO learns numpy lbf
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 
 import gymnasium
@@ -185,6 +186,17 @@ def test_actor_exception_stops_the_run_once_with_its_origin(tmp_path, capsys):
 
 
 def test_ctrl_c_stops_every_thread(tmp_path):
+    # pytest-xdist workers ignore SIGINT (the controller handles Ctrl-C), and
+    # `interrupt_main` does nothing while SIGINT is ignored: restore Python's handler.
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_stops_every_thread(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_stops_every_thread(tmp_path):
     config = _config(SHRINKING, total_steps=1000 * 4 * 8, num_evaluations=2)
     run = sebulba.Sebulba(config, sebulba.SebulbaSettings(actor_threads=2, join_timeout=20))
     calls = []
