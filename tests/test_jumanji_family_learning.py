@@ -36,7 +36,7 @@ def _random_act(learner):
     return act
 
 
-def _returns(family, name: str, env_id: str, **overrides):
+def _returns(family, name: str, env_id: str, episodes: int = EVAL_EPISODES, **overrides):
     """`(trained, random)` per-episode team returns, both from the same evaluator and key."""
     cfg = family.make_config(
         name, env_id=env_id, gif=False, checkpoint_keep=0, num_evaluations=1, **overrides
@@ -45,9 +45,9 @@ def _returns(family, name: str, env_id: str, **overrides):
     state, _ = train(jax.random.PRNGKey(0))
     learner = train.learner
     key = jax.random.PRNGKey(123)
-    trained = jax.jit(learner.make_evaluate(EVAL_EPISODES))(learner.policy_params(state), key)
+    trained = jax.jit(learner.make_evaluate(episodes))(learner.policy_params(state), key)
     evaluate_random = training.make_evaluator(
-        learner.eval_env, _random_act(learner), learner.initial_hidden, EVAL_EPISODES
+        learner.eval_env, _random_act(learner), learner.initial_hidden, episodes
     )
     random = jax.jit(evaluate_random)(None, key)
     return np.asarray(trained.episode_return), np.asarray(random.episode_return)
@@ -101,3 +101,14 @@ def test_ippo_beats_random(env_id, total_steps, min_gain):
 def test_isac_beats_random(env_id, total_steps, min_gain):
     trained, random = _returns(sac, "isac", env_id, total_steps=total_steps, **SAC_SMALL)
     _assert_beats_random(trained, random, min_gain)
+
+
+@pytest.mark.slow
+def test_ippo_beats_random_multi_cvrp():
+    # A smaller gain: IPPO plateaus near -84 against random's -91.8 (5e4 to 2e5 steps), so
+    # 512 episodes (stderr of the difference 1.5) separate the two; ISAC does not beat random
+    # on Multi-CVRP with a short budget (notes: jumanji-learn-results.md).
+    trained, random = _returns(
+        ppo, "ippo", "multicvrp-6c-2v", episodes=512, total_steps=50_000, **PPO_SMALL
+    )
+    _assert_beats_random(trained, random, 3.0)
