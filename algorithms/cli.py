@@ -49,6 +49,63 @@ def usage_error(command: str, message: str) -> int:
     return 2
 
 
+def add_algorithm_parsers(
+    subparsers: argparse._SubParsersAction,
+    command: str,
+    algorithms: dict[str, str],
+    *,
+    help: str,
+    description: str,
+    epilog: str,
+    name_prefix: str = "",
+) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Adds `jaxmarl <command> <algorithm>`: the command's parser and one sub-parser per
+    algorithm (the same epilog and raw formatting everywhere), plus the options every
+    algorithm sub-command shares: `--set KEY=VALUE` (repeatable), `--resume` and `--quiet`.
+
+    Args:
+        subparsers: the `jaxmarl` parser's subparsers.
+        command: the sub-command, e.g. "train" or "offline".
+        algorithms: algorithm name -> one-line description (the sub-commands, in order).
+        help, description, epilog: texts of the command's parser; the epilog is repeated on
+            every algorithm's parser.
+        name_prefix: put before an algorithm's name in its description ("offline ").
+
+    Returns:
+        (algorithm name, its parser) pairs, for the caller's own options and `set_defaults`.
+    """
+    formatter = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        command, help=help, description=description, epilog=epilog, formatter_class=formatter
+    )
+    algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
+    parsers = []
+    for name, text in algorithms.items():
+        a = algos.add_parser(
+            name,
+            help=text,
+            description=f"{name_prefix}{name}: {text}",
+            epilog=epilog,
+            formatter_class=formatter,
+        )
+        a.add_argument(
+            "--set",
+            dest="set_pairs",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override any config field (repeatable)",
+        )
+        a.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from the latest checkpoint in the run folder",
+        )
+        a.add_argument("--quiet", action="store_true", help="no progress lines")
+        parsers.append((name, a))
+    return parsers
+
+
 # ---------------------------------------------------------------------------------------------
 # list
 # ---------------------------------------------------------------------------------------------

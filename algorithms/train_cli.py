@@ -108,24 +108,19 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
             families); None: every algorithm. The others accept only the common options, so
             `jaxmarl train --help` imports no family.
     """
+    from jaxmarl_envs.algorithms.cli import add_algorithm_parsers
+
     populate = set(ALGORITHMS if config_options is None else config_options)
-    p = subparsers.add_parser(
+    parsers = add_algorithm_parsers(
+        subparsers,
         "train",
+        {name: description for name, (_, description) in ALGORITHMS.items()},
         help="train an algorithm: " + ", ".join(ALGORITHMS),
         description="Train a multi-agent algorithm; results, checkpoints, plots and a GIF "
         "go to <out>/<run_name>.",
         epilog=_TRAIN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
-    for name, (_, description) in ALGORITHMS.items():
-        a = algos.add_parser(
-            name,
-            help=description,
-            description=f"{name}: {description}",
-            epilog=_TRAIN_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+    for name, a in parsers:
         a.add_argument(
             "--config",
             dest="config_file",
@@ -137,25 +132,11 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
         if name == "ippo":
             _add_sebulba_arguments(a)
         a.add_argument(
-            "--resume",
-            action="store_true",
-            help="continue from the latest checkpoint in the run folder",
-        )
-        a.add_argument(
-            "--set",
-            dest="set_pairs",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override any config field (repeatable)",
-        )
-        a.add_argument(
             "--stop-after",
             type=int,
             default=None,
             help="stop after this many evaluation intervals (resume later)",
         )
-        a.add_argument("--quiet", action="store_true", help="no progress lines")
         _add_distributed_arguments(a)
         a.add_argument(
             "--no-plots",

@@ -35,26 +35,9 @@ TOY_PPO = dict(
     checkpoint_keep=2,
 )
 
-TOY_IQL = dict(
-    env_id="toy-5",
-    total_steps=2 * 3 * 8 * 4,
-    num_envs=8,
-    rollout_length=4,
-    num_evaluations=2,
-    hidden_sizes=(16,),
-    gru_size=16,
-    sequence_length=4,
-    batch_size=8,
-    buffer_size=8 * 32,
-    learning_starts=32,
-    lr=3e-3,
-    gamma=0.5,
-    eps_decay_steps=300,
-    eval_episodes=8,
-    num_seeds=1,
-    gif=False,
-    checkpoint_keep=2,
-)
+# The Q-learning runs take test_q_learning_training's TINY toy config (imported in the worker,
+# after `jax.distributed` is set up), with a shorter run and one seed.
+TOY_IQL_OVERRIDES = dict(total_steps=2 * 3 * 8 * 4, num_evaluations=2, num_seeds=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,9 +60,11 @@ def worker(algo: str, out: str) -> None:
 
         config = family.make_config("ippo", **TOY_PPO)
     else:
+        from test_q_learning_training import TINY
+
         from jaxmarl_envs.algorithms import q_learning as family
 
-        config = family.make_config(algo, **TOY_IQL)
+        config = family.make_config(algo, **{**TINY, **TOY_IQL_OVERRIDES})
     learner = family.make_learner(config, env=ToyEnv(time_limit=5))
     summary = training.run_experiment(learner, out, verbose=False)
     params = training.to_host(summary["state"].params)

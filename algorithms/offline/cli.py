@@ -62,42 +62,26 @@ _TYPES = {"str": str, "int": _int, "float": float}
 
 def add_subparser(subparsers: Any) -> None:
     """Registers `offline` (one sub-command per algorithm) on the `jaxmarl` subparsers."""
-    p = subparsers.add_parser(
+    from jaxmarl_envs.algorithms.cli import add_algorithm_parsers
+
+    parsers = add_algorithm_parsers(
+        subparsers,
         "offline",
+        {name: description for name, (_, description) in ALGORITHMS.items()},
         help="train an offline learner on a dataset: " + ", ".join(ALGORITHMS),
         description="Train an offline multi-agent learner on a recorded dataset (a vault from "
         "`jaxmarl record`), evaluating it online in the environment at regular intervals. "
         "Results (marl-eval JSON), checkpoints and the config go to <out>/<run_name>.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        name_prefix="offline ",
     )
-    algos = p.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
-    for name, (_, description) in ALGORITHMS.items():
-        a = algos.add_parser(
-            name,
-            help=description,
-            description=f"offline {name}: {description}",
-            epilog=_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+    for _, a in parsers:
         for dest, flags, kind, help_text in _COMMON:
             a.add_argument(
                 *flags, dest=dest, type=_TYPES[kind], default=argparse.SUPPRESS, help=help_text
             )
-        a.add_argument(
-            "--set",
-            dest="set_pairs",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override any config field (repeatable)",
-        )
-        a.add_argument(
-            "--resume", action="store_true", help="continue from the run's latest checkpoint"
-        )
         a.add_argument("--plots", action="store_true", help="also write learning-curve plots")
         a.add_argument("--gif", action="store_true", help="render a greedy episode at the end")
-        a.add_argument("--quiet", action="store_true", help="no progress lines")
         a.set_defaults(func=_cmd_offline)
 
 
