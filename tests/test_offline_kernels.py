@@ -143,3 +143,21 @@ def test_omar_search_finds_a_better_action_than_the_policy():
     assert best.shape == (2, 2)
     assert bool(jnp.all(q_fn(best[None])[0] > q_fn(mean[None])[0]))
     assert float(jnp.abs(best - target).max()) < 0.25
+
+
+def test_omar_search_with_a_known_mean_value_is_the_same_search():
+    """Passing the policy action's value (OMAR's actor already has it) changes nothing."""
+    target = jnp.array([[0.6, -0.4], [-0.2, 0.3]])
+
+    def q_fn(a):
+        return -jnp.sum((a - target) ** 2, -1)
+
+    mean = jnp.array([[0.1, 0.0], [0.0, -0.1]])
+    low, high = -jnp.ones((2, 2)), jnp.ones((2, 2))
+    args = (jax.random.PRNGKey(1), q_fn, mean, low, high, 16, 4, 2, 0.3)
+    computed = omar_search(*args)
+    given = omar_search(*args, mean_value=q_fn(mean[None])[0])
+    assert bool(jnp.array_equal(computed, given))
+    # With a single iteration and one candidate the search keeps the better of the two.
+    one = omar_search(jax.random.PRNGKey(2), q_fn, mean, low, high, 1, 1, 1, 0.3)
+    assert bool(jnp.all(q_fn(one[None])[0] >= q_fn(mean[None])[0]))

@@ -8,6 +8,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from continuous_toy_env import ContinuousToyEnv
@@ -17,8 +18,13 @@ from training_checks import leaves
 
 from jaxmarl_envs.algorithms import training
 from jaxmarl_envs.algorithms.buffers.vault import Vault
-from jaxmarl_envs.algorithms.offline import bc, iql, maicq, matd3_bc, omar
-from jaxmarl_envs.algorithms.offline.data import load_transitions
+from jaxmarl_envs.algorithms.offline import bc, common, iql, maicq, matd3_bc, omar
+from jaxmarl_envs.algorithms.offline.data import Transitions, load_transitions, sample_batch
+from jaxmarl_envs.algorithms.offline.kernels import (
+    continuous_cql_penalty,
+    omar_search,
+    smoothed_target_action,
+)
 
 SMALL = dict(
     env_id="toy-5",
@@ -164,3 +170,99 @@ def test_continuous_learner_reaches_80_percent_of_good_behaviour(continuous_good
     ret = final_return(metrics)
     score = (ret - CONTINUOUS_RANDOM) / (behaviour - CONTINUOUS_RANDOM)
     assert score >= 0.8, (name, ret, behaviour, score)
+
+
+def synthetic_continuous_data(env, num: int = 512):
+    """`num` random transitions shaped like `env`'s (agent ids appended), for loss checks."""
+    n, info = env.num_agents, training.action_info(env)
+    d = env.observation_spec.agents_view.shape[-1] + n
+    s = int(np.prod(env.global_state_spec().shape))
+    ks = jax.random.split(jax.random.PRNGKey(11), 4)
+    data = Transitions(
+        obs=jax.random.normal(ks[1], (num, n, d)),
+        mask=jnp.ones((num, n, 1), bool),
+        state=jax.random.normal(ks[2], (num, s)),
+        action=jax.random.uniform(ks[0], (num, n, info.dim), minval=info.low, maxval=info.high),
+        reward=jax.random.uniform(ks[3], (num, n)),
+        terminated=jnp.zeros((num, n), bool),
+        next_index=(jnp.arange(num, dtype=jnp.int32) + 1) % num,
+        bootstrap=jnp.arange(num) % 7 != 0,
+        sample_index=jnp.arange(num, dtype=jnp.int32),
+    )
+    return data, {"path": "synthetic", "transitions": num}
+
+
+def test_omar_losses_equal_the_direct_formulation():
+    """OMAR's batched critic pass (dataset, uniform and policy actions in one call; the
+    deterministic policy's value computed once for its `cql_samples` copies) and its
+    first-critic-only search give the same losses and gradients as the direct formulation:
+    2k separate evaluations of both twin critics, and a search on twin 0 of both."""
+    env = ContinuousToyEnv(5)
+    config = omar.make_config(**{**SMALL, "env_id": "ctoy-5", "dataset": "synthetic"})
+    learner = omar.make_learner(config, env=env, data=synthetic_continuous_data(env))
+    state = learner.init(jax.random.PRNGKey(0))
+    p, key = state.params, jax.random.PRNGKey(5)
+    batch = sample_batch(learner.data, jax.random.PRNGKey(3), config.batch_size)
+    low, high, c = learner.action_low, learner.action_high, config
+
+    def q(critic, obs, action):  # both twins, obs and action with the same leading axes
+        a = common.normalise_action(action, low, high)
+        x = jnp.concatenate([obs, a], -1)
+        return jax.vmap(lambda w: common.apply_net(learner.critic, w, x)[..., 0])(critic)
+
+    def direct_critic_loss(critic):
+        noise_key, uniform_key = jax.random.split(key)
+        next_a = common.actor_action(
+            learner.actor, state.target_params.actor, batch.next_obs, low, high
+        )
+        next_a = smoothed_target_action(noise_key, next_a, c.policy_noise, c.noise_clip, low, high)
+        next_q = q(state.target_params.critic, batch.next_obs, next_a).min(0)
+        y = c.reward_scale * batch.reward + c.gamma * (1.0 - batch.terminated) * next_q
+        qd = q(critic, batch.obs, batch.action)
+        w = jnp.broadcast_to(batch.bootstrap[None, :, None], qd.shape).astype(jnp.float32)
+        td = 0.5 * jnp.sum(w * (qd - y) ** 2) / jnp.maximum(w.sum(), 1.0)
+        k = c.cql_samples
+        uniform = jax.random.uniform(uniform_key, (k, *batch.action.shape), minval=low, maxval=high)
+        pi = common.actor_action(learner.actor, p.actor, batch.obs, low, high)
+        sampled = jnp.concatenate([uniform, jnp.broadcast_to(pi, (k, *pi.shape))])
+        q_s = jax.vmap(lambda a: q(critic, batch.obs, a), out_axes=-1)(sampled)
+        return td + c.cql_alpha * continuous_cql_penalty(q_s, qd).mean()
+
+    def direct_actor_loss(actor):
+        pi = common.actor_action(learner.actor, actor, batch.obs, low, high)
+        q_pi = q(p.critic, batch.obs, pi)[0]
+
+        def q_fn(a):
+            return q(p.critic, jnp.broadcast_to(batch.obs, (*a.shape[:1], *batch.obs.shape)), a)[0]
+
+        best = omar_search(
+            key,
+            q_fn,
+            jax.lax.stop_gradient(pi),
+            low,
+            high,
+            c.omar_samples,
+            c.omar_elites,
+            c.omar_iterations,
+            c.omar_std,
+        )
+        lam = jax.lax.stop_gradient(1.0 / jnp.maximum(jnp.mean(jnp.abs(q_pi)), 1e-6))
+        n = lambda a: common.normalise_action(a, low, high)  # noqa: E731
+        pull = jnp.mean(jnp.sum((n(pi) - n(best)) ** 2, -1))
+        return (1.0 - c.omar_coe) * -lam * q_pi.mean() + c.omar_coe * pull
+
+    pairs = [
+        (
+            lambda w: learner.critic_loss(w, p, state.target_params, batch, key)[0],
+            direct_critic_loss,
+            p.critic,
+        ),
+        (lambda w: learner.actor_loss(w, p.critic, batch, key)[0], direct_actor_loss, p.actor),
+    ]
+    for fast, direct, params in pairs:
+        (fast_loss, fast_grad), (loss, grad) = (
+            jax.jit(jax.value_and_grad(f))(params) for f in (fast, direct)
+        )
+        assert np.allclose(fast_loss, loss, rtol=1e-5, atol=1e-6), (fast_loss, loss)
+        for a, b in zip(jax.tree.leaves(fast_grad), jax.tree.leaves(grad), strict=True):
+            assert np.allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -207,6 +207,7 @@ def omar_search(
     num_elites: int,
     iterations: int,
     init_std: float,
+    mean_value: chex.Array | None = None,
 ) -> chex.Array:
     """OMAR's zeroth-order action search (Pan et al., 2022): a few cross-entropy-method
     iterations of a Gaussian around the policy's action, refitted to the `num_elites` samples
@@ -222,6 +223,8 @@ def omar_search(
         num_elites: candidates the Gaussian is refitted to.
         iterations: CEM iterations.
         init_std: initial standard deviation, relative to half the action range.
+        mean_value: optional `(...)` `q_fn` value of `mean` when the caller already has it
+            (saves one critic pass); computed here otherwise.
 
     Returns:
         `(..., dim)` the best candidate of all iterations (the policy's action included).
@@ -229,15 +232,20 @@ def omar_search(
     scale = (high - low) / 2.0
     std = jnp.broadcast_to(init_std * scale, mean.shape)
     best_a = mean
-    best_q = q_fn(mean[None])[0]
-    for k in jax.random.split(key, iterations):
+    best_q = q_fn(mean[None])[0] if mean_value is None else mean_value
+
+    def iteration(carry, k):
+        mean, std, best_a, best_q = carry
         samples = jnp.clip(mean + std * jax.random.normal(k, (num_samples, *mean.shape)), low, high)
         values = q_fn(samples)  # (K, ...)
         order = jnp.argsort(-values, axis=0)[:num_elites]  # (E, ...)
         elites = jnp.take_along_axis(samples, order[..., None], axis=0)
-        mean, std = elites.mean(0), elites.std(0) + 1e-3 * scale
         top = jnp.take_along_axis(values, order[:1], axis=0)[0]
         better = top > best_q
         best_a = jnp.where(better[..., None], elites[0], best_a)
         best_q = jnp.where(better, top, best_q)
+        return (elites.mean(0), elites.std(0) + 1e-3 * scale, best_a, best_q), None
+
+    carry = (mean, std, best_a, best_q)
+    (_, _, best_a, _), _ = jax.lax.scan(iteration, carry, jax.random.split(key, iterations))
     return jax.lax.stop_gradient(best_a)

@@ -117,9 +117,21 @@ class OMARLearner(common.OfflineLearner):
         )
 
     def q(self, critic: Any, obs: chex.Array, action: chex.Array) -> chex.Array:
-        """`(2, ..., N)` twin values of `action (..., N, dim)` (normalised to [-1, 1])."""
+        """`(2, ..., N)` twin values of `action (..., N, dim)` (normalised to [-1, 1]).
+
+        `obs (..., N, D)` may have fewer leading axes than `action` (it is broadcast over the
+        extra leading axes of `action`, e.g. candidate actions of the same states).
+        """
         a = common.normalise_action(action, self.action_low, self.action_high)
+        obs = jnp.broadcast_to(obs, (*a.shape[:-1], obs.shape[-1]))
         return common.twin_apply(self.critic, critic, jnp.concatenate([obs, a], axis=-1))
+
+    def q1(self, critic: Any, obs: chex.Array, action: chex.Array) -> chex.Array:
+        """`(..., N)` values of the first critic only (what the actor and the search use)."""
+        a = common.normalise_action(action, self.action_low, self.action_high)
+        obs = jnp.broadcast_to(obs, (*a.shape[:-1], obs.shape[-1]))
+        first = jax.tree.map(lambda x: x[0], critic)
+        return common.apply_net(self.critic, first, jnp.concatenate([obs, a], axis=-1))[..., 0]
 
     def critic_loss(self, critic: Any, params: OMARParams, target: OMARParams, batch: Batch, key):
         c = self.config
@@ -130,19 +142,22 @@ class OMARLearner(common.OfflineLearner):
         next_q = self.q(target.critic, batch.next_obs, next_a).min(0)  # (B, N)
         not_done = 1.0 - batch.terminated.astype(jnp.float32)
         y = jax.lax.stop_gradient(c.reward_scale * batch.reward + c.gamma * not_done * next_q)
-        q = self.q(critic, batch.obs, batch.action)  # (2, B, N)
-        w = jnp.broadcast_to(batch.bootstrap[None, :, None], q.shape).astype(jnp.float32)
-        td = 0.5 * jnp.sum(w * (q - y) ** 2) / jnp.maximum(w.sum(), 1.0)
-        # CQL: uniform and current-policy actions pushed down, dataset actions up.
+        # One critic pass over the dataset action, `cql_samples` uniform actions and the
+        # policy's action of every state: (2, 1 + k + 1, B, N).
         k = c.cql_samples
         uniform = jax.random.uniform(uniform_key, (k, *batch.action.shape), minval=low, maxval=high)
         pi = common.actor_action(self.actor, params.actor, batch.obs, low, high)
-        sampled = jnp.concatenate([uniform, jnp.broadcast_to(pi, (k, *pi.shape))])
-        obs = jnp.broadcast_to(batch.obs, (2 * k, *batch.obs.shape))
-        q_sampled = jax.vmap(lambda a, o: self.q(critic, o, a), out_axes=-1)(
-            jax.lax.stop_gradient(sampled), obs
-        )  # (2, B, N, 2k)
-        penalty = continuous_cql_penalty(q_sampled, q).mean()
+        candidates = jnp.concatenate([batch.action[None], jax.lax.stop_gradient(uniform), pi[None]])
+        q_all = self.q(critic, batch.obs, jax.lax.stop_gradient(candidates))
+        q = q_all[:, 0]  # (2, B, N)
+        w = jnp.broadcast_to(batch.bootstrap[None, :, None], q.shape).astype(jnp.float32)
+        td = 0.5 * jnp.sum(w * (q - y) ** 2) / jnp.maximum(w.sum(), 1.0)
+        # CQL: uniform and current-policy actions pushed down, dataset actions up. The policy
+        # is deterministic, so its `k` samples are one action: its value is computed once and
+        # counted `k` times in the log-mean-exp (the same loss as `k` identical evaluations).
+        q_uniform = jnp.moveaxis(q_all[:, 1 : k + 1], 1, -1)  # (2, B, N, k)
+        q_pi = jnp.broadcast_to(q_all[:, k + 1, ..., None], q_uniform.shape)
+        penalty = continuous_cql_penalty(jnp.concatenate([q_uniform, q_pi], -1), q).mean()
         loss = td + c.cql_alpha * penalty
         return loss, {"td_loss": td, "cql_penalty": penalty, "q_mean": q.mean()}
 
@@ -150,12 +165,10 @@ class OMARLearner(common.OfflineLearner):
         c = self.config
         low, high = self.action_low, self.action_high
         pi = common.actor_action(self.actor, actor, batch.obs, low, high)
-        q_pi = self.q(critic, batch.obs, pi)[0]
+        q_pi = self.q1(critic, batch.obs, pi)
         best = omar_search(
             key,
-            lambda a: self.q(
-                critic, jnp.broadcast_to(batch.obs, (*a.shape[:1], *batch.obs.shape)), a
-            )[0],
+            lambda a: self.q1(critic, batch.obs, a),
             jax.lax.stop_gradient(pi),
             low,
             high,
@@ -163,6 +176,7 @@ class OMARLearner(common.OfflineLearner):
             c.omar_elites,
             c.omar_iterations,
             c.omar_std,
+            mean_value=jax.lax.stop_gradient(q_pi),
         )
         lam = jax.lax.stop_gradient(1.0 / jnp.maximum(jnp.mean(jnp.abs(q_pi)), 1e-6))
         norm = lambda a: common.normalise_action(a, low, high)  # noqa: E731
