@@ -13,6 +13,7 @@ import numpy as np
 from jaxmarl_envs import specs
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.smax import constants as C
+from jaxmarl_envs.smax import rng
 from jaxmarl_envs.smax.generator import Generator, ScenarioGenerator
 from jaxmarl_envs.smax.heuristic import EnemyPolicy, FunctionPolicy, HeuristicPolicy
 from jaxmarl_envs.smax.scenarios import Scenario, get_scenario
@@ -391,7 +392,7 @@ class SMAX(Environment[State]):
         Returns:
             The next state and its timestep.
         """
-        key, step_key = jax.random.split(state.key)
+        key, step_key = rng.split(state.key)
         return self.step_with_key(state.replace(key=key), action, step_key)
 
     def step_with_key(
@@ -400,7 +401,7 @@ class SMAX(Environment[State]):
         """`step` with the random draws (opponent policy, cooldown jitter) taken from `key`
         instead of the state's key (which is left as it is): the same draws as the
         original's `step_env(key, ...)`, for differential tests."""
-        key, policy_key = jax.random.split(key)
+        key, policy_key = rng.split(key)
         action = jnp.asarray(action, jnp.int32)
         policy_state = state.enemy_policy_state
         if self.self_play:
@@ -496,17 +497,15 @@ class SMAX(Environment[State]):
 
     def _cooldown_jitter(self, key: chex.PRNGKey) -> chex.Array:
         """`(S, U)` cooldown jitter per sub-step and unit, uniform in `[-1, 2] * dt`, drawn as
-        the original: sub-step keys chained by `split`, one key per unit from each."""
-
-        def chain(k, _):
-            k, world_key = jax.random.split(k)
-            return k, world_key
-
-        _, world_keys = jax.lax.scan(chain, key, None, length=self.world_steps_per_env_step)
-        unit_keys = jax.vmap(lambda k: jax.random.split(k, self.num_units))(world_keys)
+        the original: sub-step keys chained by `split`, one key per unit from each (the
+        same values as `jax.random`, computed by `rng` without JAX's rolled hash loop)."""
+        world_keys = []
+        for _ in range(self.world_steps_per_env_step):
+            key, world_key = rng.split(key)
+            world_keys.append(world_key)
+        unit_keys = rng.split_many(jnp.stack(world_keys), self.num_units)  # (S, U, 2)
         tps = self.time_per_step
-        draw = jax.vmap(jax.vmap(lambda k: jax.random.uniform(k, minval=-tps, maxval=2 * tps)))
-        return draw(unit_keys)
+        return rng.uniform(unit_keys, -tps, 2 * tps)
 
     def _push_apart(self, pos, alive, types) -> chex.Array:
         """Live overlapping units push each other apart (half the overlap each); dead units

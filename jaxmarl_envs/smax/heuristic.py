@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxmarl_envs.smax import constants as C
+from jaxmarl_envs.smax import rng
 from jaxmarl_envs.smax.types import HeuristicState
 
 
@@ -112,10 +112,10 @@ class HeuristicPolicy(EnemyPolicy):
         shootable = (dist < attack_range[:, None]) & visible
         can_shoot = jnp.any(shootable, axis=-1)
 
-        keys = jax.random.split(key, obs.shape[0])
-        pairs = jax.vmap(jax.random.split)(keys)  # (E, 2, 2): [move key, attack key]
+        keys = rng.split(key, obs.shape[0])
+        pairs = rng.split_many(keys, 2)  # (E, 2, 2): [move key, attack key]
         if self.attack_mode == "random":
-            new_attack = jax.vmap(_masked_choice)(pairs[:, 1], shootable)
+            new_attack = _masked_choice(pairs[:, 1], shootable)
         else:
             far = jnp.linalg.norm(self.map_size)
             new_attack = jnp.argmin(jnp.where(shootable, dist, far), axis=-1)
@@ -125,7 +125,7 @@ class HeuristicPolicy(EnemyPolicy):
         attacked_in_range = jnp.take_along_axis(shootable, attacked[:, None], 1)[:, 0]
         new_last = jnp.where(attacked_in_range, attacked, -1).astype(jnp.int32)
 
-        chased = jax.vmap(_masked_choice)(pairs[:, 0], visible)
+        chased = _masked_choice(pairs[:, 0], visible)
         chase_target = jnp.take_along_axis(opp_pos, chased[:, None, None], 1)[:, 0] + own_pos
         first_call = jnp.all(policy_state.default_target == 0.0, axis=-1) & (last == -1)
         centre = self.map_size / 2
@@ -144,9 +144,12 @@ class HeuristicPolicy(EnemyPolicy):
         return actions, HeuristicState(default_target=default_target, last_attacked=new_last)
 
 
-def _masked_choice(key: chex.PRNGKey, mask: chex.Array) -> chex.Array:
-    """A uniformly random index where `mask` holds (0 when none), drawing what
-    `jax.random.choice(key, n, p=mask / mask.sum())` draws."""
+def _masked_choice(keys: chex.Array, mask: chex.Array) -> chex.Array:
+    """Per row of `mask` `(E, n)`, a uniformly random index where it holds (0 when none),
+    drawing what `jax.random.choice(key, n, p=mask / mask.sum())` draws with that row's key
+    (`keys` `(E, 2)`): `searchsorted(cumsum(p), total * (1 - u))`, written as a count."""
     weights = mask.astype(jnp.float32)
-    p = weights / jnp.maximum(jnp.sum(weights), 1.0)
-    return jax.random.choice(key, mask.shape[0], p=p).astype(jnp.int32)
+    p = weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1.0)
+    p_cuml = jnp.cumsum(p, axis=-1)
+    r = p_cuml[:, -1:] * (1 - rng.uniform(keys))[:, None]
+    return jnp.sum(p_cuml < r, axis=-1).astype(jnp.int32)
