@@ -99,9 +99,16 @@ def check_settings(config: ppo.PPOConfig, settings: SebulbaSettings) -> int:
         raise ValueError(f"actor_device must be in [0, {len(local)}), got {s.actor_device}")
     if not 0 <= s.learner_devices <= len(local):
         raise ValueError(f"learner_devices must be in [0, {len(local)}], got {s.learner_devices}")
-    if config.num_envs % s.actor_threads:
+    procs = jax.process_count()
+    if config.num_envs % (s.actor_threads * procs):
         raise ValueError(
             f"num_envs ({config.num_envs}) must be divisible by actor_threads ({s.actor_threads})"
+            + (f" x processes ({procs})" if procs > 1 else "")
+        )
+    if config.eval_episodes % procs:
+        raise ValueError(
+            f"eval_episodes ({config.eval_episodes}) must be divisible by the number of "
+            f"processes ({procs}): each process runs its share"
         )
     if config.num_seeds != 1:
         raise ValueError(f"Sebulba trains one seed per run; got num_seeds={config.num_seeds}")
@@ -115,6 +122,32 @@ def check_settings(config: ppo.PPOConfig, settings: SebulbaSettings) -> int:
     return s.learner_devices or len(local)
 
 
+def learner_mesh(devices_per_process: int) -> Mesh:
+    """The learner's 1-D `data` mesh: the first `devices_per_process` local devices of every
+    process, grouped by process (so each process's rollouts land on its own devices)."""
+    per_process: dict[int, list] = {}
+    for dev in jax.devices():
+        per_process.setdefault(dev.process_index, []).append(dev)
+    devices = [
+        dev
+        for p in sorted(per_process)
+        for dev in sorted(per_process[p], key=lambda d: d.id)[:devices_per_process]
+    ]
+    return Mesh(np.asarray(devices), (training.DATA_AXIS,))
+
+
+def _local_copy(tree: Any) -> Any:
+    """This process's copy of replicated arrays (a replicated array spanning several processes
+    cannot be moved to one device as a whole)."""
+
+    def local(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return x.addressable_data(0)
+        return x
+
+    return jax.tree_util.tree_map(local, tree)
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared state between threads
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +156,8 @@ def check_settings(config: ppo.PPOConfig, settings: SebulbaSettings) -> int:
 class _Control:
     """The stop event, the first failure, the parameter store and the rollout tickets."""
 
-    def __init__(self, per_update: int, max_staleness: int):
+    def __init__(self, per_update: int, max_staleness: int, first_update: int = 0):
+        self.first_update = first_update
         self.stop = threading.Event()
         self.failure: tuple[str, BaseException, str] | None = None
         self._lock = threading.Lock()
@@ -161,12 +195,14 @@ class _Control:
             ticket = self._tickets
             self._tickets += 1
             k = self.per_update
-            # Ticket t (less the drops before it) is consumed by update (t - drops) // k; start
+            # Ticket t (less the drops before it) is consumed by update
+            # first_update + (t - drops) // k (first_update > 0 after a resume); start
             # only with parameters at most `max_staleness` updates older than that. If every
             # actor waits with the queue empty, the lowest ticket's update is the current
             # version, so the wait cannot deadlock.
             while not self.stop.is_set() and not (
-                self._version >= (ticket - self._dropped) // k - self.max_staleness
+                self._version
+                >= self.first_update + (ticket - self._dropped) // k - self.max_staleness
             ):
                 self._cond.wait(POLL_SECONDS)
             if self.stop.is_set():
@@ -220,7 +256,9 @@ class Sebulba:
         probe = self.make_batch(1)
         self.env_info = probe.info
         probe.close()
-        self.derived = ppo.derive(config, num_learner)
+        self.num_processes = jax.process_count()
+        self.process_index = jax.process_index()
+        self.derived = ppo.derive(config, num_learner * self.num_processes)
         info = self.env_info
         self.obs_dim = info.obs_dim + (info.num_agents if config.add_agent_id else 0)
         actions = training.ActionInfo(continuous=False, dim=info.num_actions)
@@ -242,8 +280,14 @@ class Sebulba:
         )
         local = jax.local_devices()
         self.actor_device = local[settings.actor_device]
-        self.mesh = Mesh(np.asarray(local[:num_learner]), (training.DATA_AXIS,))
-        self.envs_per_thread = config.num_envs // settings.actor_threads
+        if self.num_processes == 1:
+            self.mesh = Mesh(np.asarray(local[:num_learner]), (training.DATA_AXIS,))
+        else:  # every process's learner devices: the update is one program over all of them
+            self.mesh = learner_mesh(num_learner)
+        #: environments this process steps (its share of `num_envs`) and per actor thread
+        self.local_envs = config.num_envs // self.num_processes
+        self.envs_per_thread = self.local_envs // settings.actor_threads
+        self._start = 0  # the interval a (resumed) run starts from
         self._build_functions()
 
     # -- compiled functions -------------------------------------------------------------------
@@ -310,13 +354,27 @@ class Sebulba:
 
     def init_params(self, key: jax.Array) -> tuple[ppo.Params, Any]:
         """Fresh `(params, opt_state)` (replicated over the learner devices)."""
-        actor_key, critic_key = jax.random.split(key)
-        params = ppo.Params(
-            actor=self.learner.actor.init(actor_key, self.obs_dim),
-            critic=self.learner.critic.init(critic_key, self.obs_dim),
+        lrn, dim = self.learner, self.obs_dim
+
+        def init(key):
+            actor_key, critic_key = jax.random.split(key)
+            params = ppo.Params(
+                actor=lrn.actor.init(actor_key, dim), critic=lrn.critic.init(critic_key, dim)
+            )
+            return params, lrn.optimizer.init(params)
+
+        # Computed by every process in one jitted program: identical replicated copies.
+        return jax.jit(init, out_shardings=(self._rep, self._rep))(key)
+
+    def abstract_state(self) -> Any:
+        """Shapes, dtypes and shardings of `{"params", "opt_state"}` (for restoring)."""
+        from jaxmarl_envs.algorithms import checkpointing
+
+        params, opt_state = jax.eval_shape(self.init_params, jax.random.PRNGKey(0))
+        state = {"params": params, "opt_state": opt_state}
+        return checkpointing.abstract_like(
+            state, jax.tree_util.tree_map(lambda _: self._rep, state)
         )
-        params = jax.device_put(params, self._rep)
-        return params, jax.device_put(self.learner.optimizer.init(params), self._rep)
 
     # -- actor --------------------------------------------------------------------------------
 
@@ -329,8 +387,10 @@ class Sebulba:
 
     def _actor_loop(self, index, env, control: _Control, rollouts: queue.Queue) -> None:
         c, t_len = self.config, self.config.rollout_length
-        key = jax.random.fold_in(jax.random.PRNGKey(c.seed), 1 + index)
-        obs, mask = env.reset(seed=c.seed * 100_003 + index * 10_007)
+        # Actors of every process draw their own streams (process 0's are the 1-process ones).
+        slot = self.process_index * self.settings.actor_threads + index
+        key = jax.random.fold_in(jax.random.PRNGKey(c.seed), 1 + slot + 1_000_003 * self._start)
+        obs, mask = env.reset(seed=c.seed * 100_003 + slot * 10_007 + 7_777_777 * self._start)
         obs = self._with_ids(obs)
         prev_final = obs
         new_episode = np.ones(obs.shape[:2], bool)
@@ -405,9 +465,26 @@ class Sebulba:
             except queue.Empty:
                 continue
 
+    def evaluate_all(self, actor_params: Any, num_episodes: int, seed: int) -> dict:
+        """`num_episodes` episodes shared out over the processes (each runs its part with its
+        own seeds; gathered on every process, a collective when there are several)."""
+        if self.num_processes == 1:
+            return self.evaluate(actor_params, num_episodes, seed)
+        from jax.experimental import multihost_utils
+
+        part = self.evaluate(
+            actor_params, num_episodes // self.num_processes, seed + 104_729 * self.process_index
+        )
+        both = np.stack([part["episode_return"], part["episode_length"]])
+        every = np.asarray(multihost_utils.process_allgather(both))  # (processes, 2, k)
+        return {
+            "episode_return": every[:, 0].reshape(-1),
+            "episode_length": every[:, 1].reshape(-1),
+        }
+
     def evaluate(self, actor_params: Any, num_episodes: int, seed: int) -> dict[str, np.ndarray]:
-        """`num_episodes` episodes (one per environment of a fresh batch) with the policy;
-        returns per-episode `episode_return` and `episode_length`."""
+        """`num_episodes` episodes (one per environment of a fresh batch) with the policy, in
+        this process; returns per-episode `episode_return` and `episode_length`."""
         cache = getattr(self, "_eval_envs", None)
         if cache is None:
             cache = self._eval_envs = {}
@@ -432,25 +509,73 @@ class Sebulba:
                 break
         return {"episode_return": returns, "episode_length": lengths.astype(np.float64)}
 
-    def train(self, out_dir: str | None = None, verbose: bool = True) -> dict[str, Any]:
-        """Runs the whole budget; writes `config.json`, `metrics.json` (marl-eval layout),
+    def train(
+        self,
+        out_dir: str | None = None,
+        verbose: bool = True,
+        resume: bool = False,
+        stop_after: int | None = None,
+    ) -> dict[str, Any]:
+        """Runs the budget; writes `config.json`, `metrics.json` (marl-eval layout),
         `checkpoints/` and `best/` (orbax), `summary.json` under `out_dir`; returns the summary
-        (with the final `params`)."""
+        (with the final `params`).
+
+        Over several processes (`jax.distributed`), every process runs its own actor threads
+        on its share of the environments, the update runs over every process's learner
+        devices, the evaluation episodes are shared out, and process 0 writes the files
+        (every process takes part in the orbax checkpoints).
+
+        Args:
+            out_dir: run folder (default `<config.out>/<run name>`).
+            verbose: print progress lines (process 0).
+            resume: continue from the latest checkpoint in `out_dir` (same topology: the
+                number of processes and learner devices of the run that wrote it).
+            stop_after: stop after this many intervals in this call (an interrupted run that
+                `resume` continues); the summary then has `finished` False.
+        """
         from jaxmarl_envs.algorithms import checkpointing
         from jaxmarl_envs.algorithms.config import save_config
         from jaxmarl_envs.algorithms.evaluation.results import JsonLogger
 
         cfg, d, s = self.config, self.derived, self.settings
         out = out_dir or training.run_dir(cfg)
-        primary = jax.process_index() == 0
+        primary = self.process_index == 0
         os.makedirs(out, exist_ok=True)
         progress = training.Progress(d.total_steps, 1, enabled=verbose)
+        procs = self.num_processes
         progress.message(
-            f"{cfg.algorithm} (Sebulba) on {cfg.env_id}: {s.actor_threads} actor thread(s) x "
-            f"{self.envs_per_thread} env(s) on {self.actor_device}, learner on "
-            f"{self.mesh.devices.size} device(s), max staleness {s.max_staleness}; "
-            + training.budget_note(cfg, d)
+            f"{cfg.algorithm} (Sebulba) on {cfg.env_id}: "
+            + (f"{procs} processes x " if procs > 1 else "")
+            + f"{s.actor_threads} actor thread(s) x {self.envs_per_thread} env(s) on "
+            f"{self.actor_device}, learner on {self.mesh.devices.size} device(s), "
+            f"max staleness {s.max_staleness}; " + training.budget_note(cfg, d)
         )
+        ckpt = best_ckpt = None
+        if cfg.checkpoint_keep > 0:
+            ckpt = checkpointing.Checkpointer(os.path.join(out, "checkpoints"), cfg.checkpoint_keep)
+            best_ckpt = checkpointing.Checkpointer(os.path.join(out, "best"), 1, "mean_return")
+        elif resume:
+            raise ValueError("resume needs checkpoints (checkpoint_keep > 0)")
+        start, best_mean = 0, -np.inf
+        restored = None
+        if resume and ckpt.latest_step() is not None:
+            saved = ckpt.restore_metadata()
+            topology = (procs, int(self.mesh.devices.size))
+            if tuple(saved.get("topology", topology)) != topology:
+                raise ValueError(
+                    f"resume needs the topology that wrote the checkpoint: (processes, learner "
+                    f"devices) {tuple(saved['topology'])}, this run has {topology}"
+                )
+            restored, meta = ckpt.restore(None, self.abstract_state())
+            start = int(meta["interval"])
+            best_mean = float(meta.get("best_mean_return", -np.inf))
+            progress.message(f"resumed from {ckpt.directory}/{start} ({meta['steps']:,} steps)")
+        self._start = start
+        steps_per_interval = d.updates_per_eval * d.steps_per_update
+        run = f"seed_{cfg.seed}"
+        family = self.env_info.kind
+        metrics_path = os.path.join(out, "metrics.json")
+        logger = None
         if primary:
             save_config(
                 cfg,
@@ -462,34 +587,38 @@ class Sebulba:
                     "total_steps": d.total_steps,
                     "derived": dataclasses.asdict(d),
                     "env": dataclasses.asdict(self.env_info),
+                    "num_processes": procs,
+                    "learner_devices": [str(dev) for dev in self.mesh.devices.flat],
                     "jax_version": jax.__version__,
                 },
             )
-        run = f"seed_{cfg.seed}"
-        family = self.env_info.kind
-        logger = (
-            JsonLogger(
-                os.path.join(out, "metrics.json"),
+            if start:
+                training._prune_results(
+                    metrics_path,
+                    family,
+                    cfg.env_id,
+                    cfg.algorithm,
+                    [run],
+                    start * steps_per_interval,
+                )
+            logger = JsonLogger(
+                metrics_path,
                 family,
                 cfg.env_id,
                 cfg.algorithm,
                 run_name=run,
-                if_exists="overwrite",
+                if_exists="resume" if start else "overwrite",
             )
-            if primary
-            else None
-        )
-        ckpt = best_ckpt = None
-        if cfg.checkpoint_keep > 0:
-            ckpt = checkpointing.Checkpointer(os.path.join(out, "checkpoints"), cfg.checkpoint_keep)
-            best_ckpt = checkpointing.Checkpointer(os.path.join(out, "best"), 1, "mean_return")
 
         key = jax.random.PRNGKey(cfg.seed)
         init_key, key = jax.random.split(key)
         params, opt_state = self.init_params(init_key)
-        control = _Control(s.actor_threads, s.max_staleness)
+        if restored is not None:
+            params, opt_state = restored["params"], restored["opt_state"]
+        first_update = start * d.updates_per_eval
+        control = _Control(s.actor_threads, s.max_staleness, first_update)
         rollouts: queue.Queue = queue.Queue(maxsize=s.queue_size)
-        control.publish(jax.device_put(params, self.actor_device), 0)
+        control.publish(jax.device_put(_local_copy(params), self.actor_device), first_update)
 
         def guarded(index: int) -> None:
             try:
@@ -503,16 +632,18 @@ class Sebulba:
         ]
         stats = _Stats()
         history: list[dict[str, float]] = []
-        best_mean = -np.inf
-        steps_per_interval = d.updates_per_eval * d.steps_per_update
+        end = (
+            d.num_evaluations if stop_after is None else min(d.num_evaluations, start + stop_after)
+        )
         t_start = time.perf_counter()
         try:
             for t in threads:
                 t.start()
-            for interval in range(d.num_evaluations):
+            for interval in range(start, end):
                 interval_start = time.perf_counter()
                 stats.begin_interval()
                 train_metrics = []
+                interval_key = jax.random.fold_in(key, interval)
                 for u in range(d.updates_per_eval):
                     update = interval * d.updates_per_eval + u
                     batch = []
@@ -530,18 +661,19 @@ class Sebulba:
                     traj = jax.tree_util.tree_map(
                         lambda *xs: np.concatenate(xs, axis=1), *[b.traj for b in batch]
                     )
-                    traj = jax.device_put(traj, self._traj_sharding)
-                    key, learn_key = jax.random.split(key)
+                    traj = self._to_learner(traj)
+                    learn_key = jax.random.fold_in(interval_key, u)
                     u0 = time.perf_counter()
                     params, opt_state, metrics = self._learn(params, opt_state, traj, learn_key)
-                    metrics = jax.device_get(metrics)
+                    metrics = training.to_host(metrics)
                     stats.learner_busy += time.perf_counter() - u0
-                    control.publish(jax.device_put(params, self.actor_device), update + 1)
+                    local = jax.device_put(_local_copy(params), self.actor_device)
+                    control.publish(local, update + 1)
                     train_metrics.append(metrics)
                 # -- evaluation, logs, checkpoints
                 e0 = time.perf_counter()
-                ev = self.evaluate(
-                    params.actor, cfg.eval_episodes, cfg.seed + 7919 * (interval + 1)
+                ev = self.evaluate_all(
+                    _local_copy(params.actor), cfg.eval_episodes, cfg.seed + 7919 * (interval + 1)
                 )
                 stats.eval_seconds += time.perf_counter() - e0
                 steps = (interval + 1) * steps_per_interval
@@ -577,6 +709,7 @@ class Sebulba:
                     "steps": steps,
                     "mean_return": mean_return,
                     "best_mean_return": max(best_mean, mean_return),
+                    "topology": [procs, int(self.mesh.devices.size)],
                 }
                 if ckpt is not None:
                     ckpt.save(interval + 1, {"params": params, "opt_state": opt_state}, meta)
@@ -607,13 +740,19 @@ class Sebulba:
         if hung:
             raise SebulbaError(f"Sebulba: threads still running after shutdown: {hung}")
         wall = time.perf_counter() - t_start
+        done = end * steps_per_interval
+        trained = (end - start) * steps_per_interval
         summary: dict[str, Any] = {
             "run_dir": out,
-            "finished": True,
+            "finished": end == d.num_evaluations,
             "architecture": "sebulba",
+            "num_processes": procs,
+            "learner_devices": int(self.mesh.devices.size),
             "total_steps_per_seed": d.total_steps,
+            "steps_done": done,
+            "resumed_from_interval": start,
             "wall_seconds": wall,
-            "sps": d.total_steps / max(wall - stats.eval_seconds, 1e-9),
+            "sps": trained / max(wall - stats.eval_seconds, 1e-9),
             "final_return": history[-1]["eval_return"] if history else float("nan"),
             "best_return": best_mean,
             **stats.run_summary(wall),
@@ -624,6 +763,18 @@ class Sebulba:
                 json.dump(summary, f, indent=2)
         summary["params"] = params
         return summary
+
+    def _to_learner(self, traj: ppo.Transition) -> ppo.Transition:
+        """This process's rollouts (numpy, environments on axis 1) as the global batch sharded
+        over the learner devices (over several processes: each gives its own environments)."""
+        if self.num_processes == 1:
+            return jax.device_put(traj, self._traj_sharding)
+
+        def part(x):
+            shape = (x.shape[0], x.shape[1] * self.num_processes, *x.shape[2:])
+            return jax.make_array_from_process_local_data(self._traj_sharding, x, shape)
+
+        return jax.tree_util.tree_map(part, traj)
 
 
 class _Stats:
@@ -692,7 +843,9 @@ def train(
     settings: SebulbaSettings | None = None,
     out_dir: str | None = None,
     verbose: bool = True,
+    resume: bool = False,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Validates everything (ValueError before any thread starts), then trains; see
     `Sebulba.train`."""
-    return Sebulba(config, settings).train(out_dir, verbose)
+    return Sebulba(config, settings).train(out_dir, verbose, resume, stop_after)

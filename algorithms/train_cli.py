@@ -199,8 +199,7 @@ def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
     from jaxmarl_envs.algorithms import sebulba, training
 
     try:
-        if args.resume:
-            raise ValueError("--resume is not supported with --architecture sebulba")
+        distributed = _initialize_distributed(args)
         settings = sebulba.SebulbaSettings(
             actor_threads=args.actor_threads,
             max_staleness=args.max_staleness,
@@ -210,19 +209,30 @@ def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
+    import jax
+
     name = training.default_run_name(config).replace(":", "_").replace("/", "_")
     out = os.path.join(config.out, name)
     try:
-        run.train(out, verbose=not args.quiet)
-    except sebulba.SebulbaError as err:
+        summary = run.train(
+            out, verbose=not args.quiet, resume=args.resume, stop_after=args.stop_after
+        )
+    except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
+        return 2
+    except sebulba.SebulbaError as err:
+        print(f"jaxmarl train: {err}", file=sys.stderr, flush=True)
+        if distributed:  # skip JAX's exit barrier, which would wait for the stopped peers
+            sys.stdout.flush()
+            os._exit(1)
         return 1
     except KeyboardInterrupt:
         print("jaxmarl train: interrupted (actor threads stopped)", file=sys.stderr)
         return 130
-    if args.plots:
+    primary = jax.process_index() == 0
+    if args.plots and summary["finished"] and primary:
         _write_plots(out, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet and primary:
         print(f"results in {out}")
     return 0
 

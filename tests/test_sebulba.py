@@ -8,6 +8,7 @@ import signal
 import threading
 
 import gymnasium
+import jax
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -220,6 +221,34 @@ def test_pettingzoo_run_reports_staleness_and_utilisation(tmp_path):
     assert 0.0 <= summary["actor_utilisation"] <= 1.0
     assert 0.0 < summary["learner_utilisation"] <= 1.0
     assert len(summary["history"]) == 2 and _sebulba_threads() == []
+
+
+def test_stopped_run_resumes_from_its_checkpoint(tmp_path):
+    from jaxmarl_envs.algorithms.evaluation import load_results
+
+    config = _config(SHRINKING, total_steps=3 * 4 * 8, num_evaluations=3, checkpoint_keep=2)
+    settings = sebulba.SebulbaSettings(actor_threads=2)
+    first = sebulba.train(config, settings, str(tmp_path), verbose=False, stop_after=1)
+    assert not first["finished"] and first["steps_done"] == 32
+    run = sebulba.Sebulba(config, settings)
+    restored = run.abstract_state()
+    second = run.train(str(tmp_path), verbose=False, resume=True)
+    assert second["finished"] and second["resumed_from_interval"] == 1
+    assert [h["steps"] for h in second["history"]] == [64, 96]
+    assert second["staleness_max"] <= 1 and _sebulba_threads() == []
+    runs = load_results(tmp_path / "metrics.json", complete=False)["pettingzoo"]
+    logged = runs[SHRINKING]["ippo"]["seed_0"]
+    steps = sorted(v["step_count"] for k, v in logged.items() if k.startswith("step_"))
+    assert steps == [32, 64, 96]
+    # The resumed parameters have the checkpoint's structure and shardings.
+    assert jax.tree_util.tree_structure(restored["params"]) == jax.tree_util.tree_structure(
+        second["params"]
+    )
+    # The checkpoint records its topology (processes, learner devices) for later resumes.
+    from jaxmarl_envs.algorithms import checkpointing
+
+    meta = checkpointing.Checkpointer(tmp_path / "checkpoints", 2).restore_metadata()
+    assert meta["topology"] == [1, run.mesh.devices.size] and meta["interval"] == 3
 
 
 # ---------------------------------------------------------------------------------------------
