@@ -49,6 +49,28 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 0.001,
         },
     },
+    "smax-3m": {
+        # The PPO settings of tests/test_smax_learning.py (IPPO wins ~0.8 by 1M steps).
+        "algorithm": "ippo",
+        "full": {
+            "total_steps": 3_000_000,
+            "num_envs": 128,
+            "rollout_length": 128,
+            "lr": 0.002,
+            "anneal_lr": True,
+            "num_minibatches": 4,
+            "num_evaluations": 20,
+        },
+        "small": {
+            "total_steps": 1_000_000,
+            "num_envs": 128,
+            "rollout_length": 128,
+            "lr": 0.002,
+            "anneal_lr": True,
+            "num_minibatches": 4,
+            "num_evaluations": 10,
+        },
+    },
     "mpe-simple_spread-continuous": {
         "algorithm": "ippo",
         "full": {"total_steps": 3_000_000, "num_envs": 64, "num_evaluations": 20},

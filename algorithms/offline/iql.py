@@ -21,7 +21,12 @@ from jaxmarl_envs.algorithms.offline.kernels import (
     cql_penalty,
     masked_log_probs,
 )
-from jaxmarl_envs.algorithms.value_kernels import double_q_select, masked_argmax, soft_update
+from jaxmarl_envs.algorithms.value_kernels import (
+    double_q_select,
+    epsilon_greedy,
+    masked_argmax,
+    soft_update,
+)
 from jaxmarl_envs.env import Environment
 
 CONSTRAINTS = ("cql", "bcq")
@@ -49,6 +54,14 @@ class OfflineIQLConfig(common.OfflineConfig):
     cql_alpha: float = field(1.0, "weight of the CQL term (cql)")
     bcq_threshold: float = field(0.3, "relative behaviour probability an action needs (bcq)")
     bc_weight: float = field(1.0, "weight of the behaviour model's cross-entropy (bcq)")
+    eval_greedy: bool = field(
+        False,
+        "evaluate with the (allowed) argmax; default: eval_epsilon-greedy, as DQN evaluates, "
+        "since a deterministic feed-forward joint policy can loop where the stochastic "
+        "behaviour never went (iql-cql on the good lbf-8x8-2p-2f-coop tier after 3000 steps: "
+        "0.83 greedy, 0.94 with epsilon 0.05, 512 episodes)",
+    )
+    eval_epsilon: float = field(0.05, "random allowed action rate of non-greedy evaluation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,14 +133,14 @@ class OfflineIQLLearner(common.OfflineLearner):
         return bcq_allowed(logp, mask, self.config.bcq_threshold)
 
     def act(self, params: IQLParams, hidden, obs_view, mask, new_episode, key, greedy: bool):
-        """Greedy (masked, BCQ-filtered) argmax; non-greedy evaluation samples a softmax of
-        the Q-values over the allowed actions."""
+        """Greedy (masked, BCQ-filtered) argmax; non-greedy evaluation is `eval_epsilon`-greedy
+        over the allowed actions."""
         obs = obs_view.astype(jnp.float32)
         q = common.apply_net(self.q_net, params.q, obs)
         allowed = self.allowed(params, obs, mask)
         if greedy:
             return masked_argmax(q, allowed), hidden
-        return jax.random.categorical(key, jnp.where(allowed, q, -jnp.inf)), hidden
+        return epsilon_greedy(key, q, allowed, self.config.eval_epsilon), hidden
 
     def policy_params(self, state: IQLTrainState) -> IQLParams:
         return state.params
@@ -206,6 +219,8 @@ def make_learner(
         raise ValueError(f"bcq_threshold must be in [0, 1], got {config.bcq_threshold}")
     if config.bc_weight < 0:
         raise ValueError(f"bc_weight must be >= 0, got {config.bc_weight}")
+    if not 0.0 <= config.eval_epsilon <= 1.0:
+        raise ValueError(f"eval_epsilon must be in [0, 1], got {config.eval_epsilon}")
     fields = common.learner_fields(config, env, num_devices, data)
     if fields["continuous"]:
         raise ValueError(
