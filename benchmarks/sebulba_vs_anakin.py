@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
         log_path.write_text(json.dumps(log, indent=2))
         print(entry, flush=True)
     if args.arch in ("both", "sebulba"):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             cmd = _jaxmarl() + ["train", "ippo", "--env", ENV, *flags, *SEBULBA_FLAGS]
             cmd += ["--seed", str(seed), "--out", str(out / f"sebulba_{seed}")]
             entry = {"arch": "sebulba", "seed": seed, **_timed(cmd)}
@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", required=True)
     r.add_argument("--seeds", type=int, default=3)
     r.add_argument("--anakin-seeds", type=int, help="Anakin's seeds (default: --seeds)")
+    r.add_argument("--first-seed", type=int, default=0, help="Sebulba's first seed")
     r.add_argument("--arch", choices=("both", "anakin", "sebulba"), default="both")
     r.add_argument("extra", nargs="*", help="extra `jaxmarl train` flags (after --)")
     a = sub.add_parser("analyse", help="IQM curves, CIs, acceptance check, figure")
