@@ -13,8 +13,9 @@ Usage:
 
 `run` trains Anakin (all seeds in one process) and then Sebulba (one process per seed), one at
 a time, recording wall time and load averages in `<out>/runs.json`; `--arch` runs one side only.
-`analyse` prints the table of IQM and 95% CIs per evaluation step and the acceptance check
-"Sebulba's IQM lies within Anakin's bootstrap CI" at every step, and draws the figure.
+`analyse` groups the Sebulba runs by `max_staleness` (`--max-staleness` of `run`; 1 by
+default), prints the IQM and 95% CIs per evaluation step and the acceptance check "Sebulba's
+IQM lies within Anakin's bootstrap CI" at every step, and draws the figure.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ PPO_FLAGS = [
     "--eval-episodes", "128",
 ]  # fmt: skip
 COMMON = ["--no-gif", "--no-plots", "--checkpoint-keep", "0", "--quiet"]
-SEBULBA_FLAGS = ["--architecture", "sebulba", "--actor-threads", "2", "--max-staleness", "1"]
+SEBULBA_FLAGS = ["--architecture", "sebulba", "--actor-threads", "2"]
 
 
 def _jaxmarl() -> list[str]:
@@ -84,8 +85,15 @@ def run(args: argparse.Namespace) -> None:
     if args.arch in ("both", "sebulba"):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             cmd = _jaxmarl() + ["train", "ippo", "--env", ENV, *flags, *SEBULBA_FLAGS]
-            cmd += ["--seed", str(seed), "--out", str(out / f"sebulba_{seed}")]
-            entry = {"arch": "sebulba", "seed": seed, **_timed(cmd)}
+            cmd += ["--max-staleness", str(args.max_staleness)]
+            name = (
+                f"sebulba_{seed}"
+                if args.max_staleness == 1
+                else f"sebulba_lag{args.max_staleness}_{seed}"
+            )
+            cmd += ["--seed", str(seed), "--out", str(out / name)]
+            entry = {"arch": "sebulba", "seed": seed, "max_staleness": args.max_staleness}
+            entry.update(_timed(cmd))
             log.append(entry)
             log_path.write_text(json.dumps(log, indent=2))
             print(entry, flush=True)
@@ -115,22 +123,28 @@ def _runs(metrics: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def load_curves(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{"anakin"|"sebulba": (step counts (S,), per-run returns (R, S))}."""
+    """{"anakin" | "sebulba lag<=k": (step counts (S,), per-run returns (R, S))}: Sebulba runs
+    grouped by their `max_staleness` (from each run's config.json)."""
+    groups: dict[str, dict] = {}
+    for metrics in sorted(folder.glob("*/**/metrics.json")):
+        if not (metrics.parent / "summary.json").exists():
+            continue  # still running
+        config = json.loads((metrics.parent / "config.json").read_text())
+        if config.get("architecture") == "sebulba":
+            name = f"sebulba lag<={config['sebulba']['max_staleness']}"
+        else:
+            name = "anakin"
+        groups.setdefault(name, {}).update(_runs(metrics))
+    if "anakin" not in groups or len(groups) < 2:
+        raise ValueError(f"need Anakin and Sebulba runs under {folder}, found {sorted(groups)}")
     curves = {}
-    for arch in ("anakin", "sebulba"):
-        runs: dict = {}
-        for metrics in sorted(folder.glob(f"{arch}*/**/metrics.json")):
-            runs.update(_runs(metrics))
-        if not runs:
-            raise ValueError(f"no {arch} metrics.json under {folder}")
-        steps = [s for s, _ in runs.values()]
-        if any(len(s) != len(steps[0]) or np.any(s != steps[0]) for s in steps):
-            raise ValueError(f"{arch}: runs logged different step counts")
-        curves[arch] = (steps[0], np.stack([r for _, r in runs.values()]))
-    if np.any(curves["anakin"][0] != curves["sebulba"][0]):
-        raise ValueError(
-            f"step counts differ: anakin {curves['anakin'][0]}, sebulba {curves['sebulba'][0]}"
-        )
+    for name in sorted(groups):
+        steps = [st for st, _ in groups[name].values()]
+        if any(len(st) != len(steps[0]) or np.any(st != steps[0]) for st in steps):
+            raise ValueError(f"{name}: runs logged different step counts")
+        curves[name] = (steps[0], np.stack([r for _, r in groups[name].values()]))
+        if np.any(curves[name][0] != curves["anakin"][0]):
+            raise ValueError(f"{name}: step counts differ from Anakin's")
     return curves
 
 
@@ -143,13 +157,26 @@ def analyse(args: argparse.Namespace) -> dict:
     stats = sample_efficiency_curves(
         {k: v[1][:, None, :] for k, v in curves.items()}, "iqm", reps=args.reps, seed=0
     )
-    (a, a_lo, a_hi), (s, s_lo, s_hi) = stats["anakin"], stats["sebulba"]
-    inside = (s >= a_lo - 1e-12) & (s <= a_hi + 1e-12)
-    print(f"{'steps':>10} | {'Anakin IQM [95% CI]':>24} | {'Sebulba IQM [95% CI]':>24} | inside")
+    a, a_lo, a_hi = stats["anakin"]
+    names = [k for k in curves if k != "anakin"]
+    inside = {}
+    header = f"{'steps':>9} | {'Anakin IQM [95% CI]':<22}"
+    for name in names:
+        s = stats[name][0]
+        inside[name] = (s >= a_lo - 1e-12) & (s <= a_hi + 1e-12)
+        header += f" | {name + ' IQM [95% CI]':<30}"
+    print(header)
     for k in range(len(steps)):
+        row = f"{int(steps[k]):>9} | {a[k]:.3f} [{a_lo[k]:.3f}, {a_hi[k]:.3f}]  "
+        for name in names:
+            s, lo, hi = (x[k] for x in stats[name])
+            row += f" | {s:.3f} [{lo:.3f}, {hi:.3f}] {'in ' if inside[name][k] else 'OUT'}"
+            row += " " * 7
+        print(row)
+    for name in names:
         print(
-            f"{int(steps[k]):>10} | {a[k]:.3f} [{a_lo[k]:.3f}, {a_hi[k]:.3f}]"
-            f"{'':>5} | {s[k]:.3f} [{s_lo[k]:.3f}, {s_hi[k]:.3f}]{'':>5} | {bool(inside[k])}"
+            f"{name}: IQM inside Anakin's CI at {int(inside[name].sum())} of {len(steps)} "
+            f"steps; final {stats[name][0][-1]:.3f} vs Anakin {a[-1]:.3f}"
         )
     runs_log = folder / "runs.json"
     result = {
@@ -162,11 +189,9 @@ def analyse(args: argparse.Namespace) -> dict:
             name: {"point": p.tolist(), "lower": lo.tolist(), "upper": hi.tolist()}
             for name, (p, lo, hi) in stats.items()
         },
-        "sebulba_inside_anakin_ci": inside.tolist(),
-        "all_inside": bool(inside.all()),
+        "inside_anakin_ci": {k: v.tolist() for k, v in inside.items()},
         "runs": json.loads(runs_log.read_text()) if runs_log.exists() else [],
     }
-    print(f"Sebulba's IQM inside Anakin's CI at {int(inside.sum())} of {len(steps)} steps")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     if args.plot:
@@ -181,20 +206,24 @@ def plot(result: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     steps = np.asarray(result["steps"]) / 1e6
-    fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=110)
-    for name, colour in (("anakin", "tab:blue"), ("sebulba", "tab:orange")):
-        iqm = result["iqm"][name]
-        label = f"{name.capitalize()} (IQM, 95% CI, {result['seeds'][name]} seeds)"
-        ax.plot(steps, iqm["point"], color=colour, label=label, linewidth=2)
-        ax.fill_between(steps, iqm["lower"], iqm["upper"], color=colour, alpha=0.2)
-        for run in result["per_run"][name]:
-            ax.plot(steps, run, color=colour, alpha=0.35, linewidth=0.8)
-    ax.set_xlabel("environment steps (millions, per seed)")
-    ax.set_ylabel("evaluation return")
-    ax.set_title(f"IPPO on {result['env']}: Sebulba vs Anakin", fontsize=10)
-    ax.set_ylim(-0.02, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    names = list(result["iqm"])
+    colours = dict(zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=False))
+    fig, axes = plt.subplots(1, len(names) - 1, figsize=(4.6 * (len(names) - 1), 3.4), dpi=100)
+    axes = np.atleast_1d(axes)
+    for ax, other in zip(axes, [n for n in names if n != "anakin"], strict=True):
+        for name in ("anakin", other):
+            iqm, colour = result["iqm"][name], colours[name]
+            label = f"{name} (IQM, 95% CI, {result['seeds'][name]} seeds)"
+            ax.plot(steps, iqm["point"], color=colour, label=label, linewidth=2)
+            ax.fill_between(steps, iqm["lower"], iqm["upper"], color=colour, alpha=0.2)
+            for run in result["per_run"][name]:
+                ax.plot(steps, run, color=colour, alpha=0.35, linewidth=0.8)
+        ax.set_xlabel("environment steps (millions, per seed)")
+        ax.set_ylabel("evaluation return")
+        ax.set_title(f"IPPO on {result['env']}: Anakin vs {other}", fontsize=9)
+        ax.set_ylim(-0.02, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -209,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", type=int, default=3)
     r.add_argument("--anakin-seeds", type=int, help="Anakin's seeds (default: --seeds)")
     r.add_argument("--first-seed", type=int, default=0, help="Sebulba's first seed")
+    r.add_argument("--max-staleness", type=int, default=1, help="Sebulba's policy-lag bound")
     r.add_argument("--arch", choices=("both", "anakin", "sebulba"), default="both")
     r.add_argument("extra", nargs="*", help="extra `jaxmarl train` flags (after --)")
     a = sub.add_parser("analyse", help="IQM curves, CIs, acceptance check, figure")
