@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/offline", help="output folder")
     p.add_argument("--make-data", action="store_true", help="run the dataset catalogue first")
     p.add_argument("--small", action="store_true", help="with --make-data: the small preset")
+    p.add_argument("--episodes", type=int, default=None, help="with --make-data: episodes per tier")
     p.add_argument("--rerun", action="store_true", help="rerun runs that finished earlier")
     p.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.make_data:
         cmd = [sys.executable, "-m", "jaxmarl_envs.algorithms.datasets.catalogue"]
         cmd += ["--env", args.env, "--out", args.data] + (["--small"] if args.small else [])
+        if args.episodes is not None:
+            cmd += ["--episodes", str(args.episodes)]
         subprocess.run(cmd, check=True)
     import jaxmarl_envs
     from jaxmarl_envs.algorithms.training import action_info
