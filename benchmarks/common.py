@@ -267,6 +267,94 @@ def check_target(measured: dict[str, dict], key: str, target: float, label: str)
     assert median >= target
 
 
+class StrictComparison:
+    """The three tests of a strict comparison against a peer library, from one table.
+
+    `table` maps a comparison id (the test id) to `(ours, peer, target)`: `ours()` and
+    `peer()` build the two sides' strict calls (`make_strict_run`, `run(key) -> checksum`,
+    built only when that comparison runs) and `target` is the issue's speed-up
+    (ours / peer). A benchmark module binds the tests to module-level names so pytest
+    collects them with their usual ids:
+
+        suite = StrictComparison(TABLE, peer="jumanji", rounds=5)
+        test_strict_vs_jumanji = suite.test_strict
+        test_speedup_target = suite.test_target
+        test_print_table = suite.test_print_table
+
+    - `test_strict[id]`: `benchmark_ratio` (interleaved A/B rounds under pytest-benchmark,
+      group `vs-<peer>-strict-<id>`, steps/s, ratio and load in `extra_info`).
+    - `test_target[id]`: `check_target` on that measurement (skips if it did not run).
+    - `test_print_table`: every comparison of the run (plus rows added with `record`) in
+      one `format_ratio_table` for RESULTS.md.
+    """
+
+    def __init__(
+        self,
+        table: dict[str, tuple[Callable[[], Callable], Callable[[], Callable], float]],
+        *,
+        peer: str,
+        rounds: int,
+        batch: int = 1024,
+        steps: int = SCAN_STEPS,
+        protocol: str = "strict (issue 18)",
+    ):
+        import pytest
+
+        if not table:
+            raise ValueError("StrictComparison: the table is empty.")
+        self.table, self.peer, self.rounds = dict(table), peer, int(rounds)
+        self.batch, self.steps, self.protocol = int(batch), int(steps), protocol
+        #: key -> interleaved_ratio result, in the order measured.
+        self.measured: dict[str, dict] = {}
+        self._rows: dict[str, tuple[str, int]] = {}  # key -> (table label, work per call)
+        ids = list(self.table)
+
+        @pytest.mark.parametrize("env_id", ids)
+        def test_strict(benchmark, env_id):
+            ours_run, peer_run, _ = self.table[env_id]
+            res = benchmark_ratio(
+                benchmark,
+                ours_run(),
+                peer_run(),
+                peer=self.peer,
+                group=f"vs-{self.peer}-strict-{env_id}",
+                label=env_id,
+                work=self.batch * self.steps,
+                rounds=self.rounds,
+                info={"env_id": env_id, "batch": self.batch, "protocol": self.protocol},
+            )
+            self.record(env_id, res, env_id, self.batch * self.steps)
+            assert res["median"] > 0
+
+        @pytest.mark.parametrize("env_id", ids)
+        def test_target(env_id):
+            """The issue's target from the interleaved measurement above (same run)."""
+            check_target(self.measured, env_id, self.table[env_id][2], f"{env_id} vs {peer}")
+
+        def test_print_table():
+            """Prints every comparison of this run in one table (for RESULTS.md)."""
+            if not self.measured:
+                pytest.skip("nothing measured in this run")
+            rows = [(self._rows[k][0], r) for k, r in self.measured.items()]
+            work = {label: n for label, n in self._rows.values()}
+            print(
+                f"\nA = ours, B = {self.peer}; ratio = B time / A time\n"
+                + format_ratio_table(rows, work)
+            )
+            assert all(r["median"] > 0 for _, r in rows)
+
+        self.test_strict, self.test_target, self.test_print_table = (
+            test_strict,
+            test_target,
+            test_print_table,
+        )
+
+    def record(self, key: str, result: dict, label: str, work: int) -> None:
+        """Adds a measurement (e.g. a batch-1 loop) to `measured` and the printed table."""
+        self.measured[key] = result
+        self._rows[key] = (label, int(work))
+
+
 def format_ratio_table(rows: list[tuple[str, dict]], work: dict[str, int] | None = None) -> str:
     """A text table of `interleaved_ratio` results: `rows` of `(name, result)`.
 

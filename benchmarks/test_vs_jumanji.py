@@ -21,12 +21,13 @@ Jumanji's warehouse ends episodes on collisions, so random rollouts reset more o
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pytest
 from common import (
+    StrictComparison,
     benchmark_ratio,
     check_target,
-    format_ratio_table,
     make_python_loop,
     make_strict_run,
     ours,
@@ -38,11 +39,8 @@ BATCH = 1024
 ROUNDS = 7
 LOOP_STEPS = 300
 LOOP_ROUNDS = 5
-#: Speed-up targets of issue 18 (ours / Jumanji, same run).
-TARGETS = {"rware-tiny-4ag": 10.0, "rware-small-4ag-easy": 10.0, "lbf-8x8-2p-2f-coop": 3.0}
 LOOP_ENV = "rware-tiny-4ag"
 LOOP_TARGET = 1.0
-_MEASURED: dict[str, dict] = {}
 
 
 def _jumanji(name: str):
@@ -75,27 +73,22 @@ def _jumanji(name: str):
     return env.reset, env.step, lambda ts: ts.observation.action_mask
 
 
-@pytest.mark.parametrize("env_id", list(TARGETS))
-def test_strict_vs_jumanji(benchmark, env_id):
-    run_ours = make_strict_run(*ours(env_id), batch=BATCH)
-    run_peer = make_strict_run(*_jumanji(env_id), batch=BATCH)
-    res = benchmark_ratio(
-        benchmark,
-        run_ours,
-        run_peer,
-        peer="jumanji",
-        group=f"vs-jumanji-strict-{env_id}",
-        label=env_id,
-        work=BATCH * 100,
-        rounds=ROUNDS,
-        info={
-            "env_id": env_id,
-            "batch": BATCH,
-            "protocol": "strict (issue 18)",
-        },
-    )
-    _MEASURED[env_id] = res
-    assert res["median"] > 0
+def _side(side, env_id):
+    """The strict call of one side (`ours` or `_jumanji`) for `env_id`."""
+    return make_strict_run(*side(env_id), batch=BATCH)
+
+
+#: Speed-up targets of issue 18 (ours / Jumanji, same run): id -> (ours, Jumanji, target).
+TABLE = {
+    env_id: (partial(_side, ours, env_id), partial(_side, _jumanji, env_id), target)
+    for env_id, target in {
+        "rware-tiny-4ag": 10.0,
+        "rware-small-4ag-easy": 10.0,
+        "lbf-8x8-2p-2f-coop": 3.0,
+    }.items()
+}
+SUITE = StrictComparison(TABLE, peer="jumanji", rounds=ROUNDS, batch=BATCH)
+test_strict_vs_jumanji = SUITE.test_strict
 
 
 def test_python_loop_vs_jumanji(benchmark):
@@ -116,19 +109,16 @@ def test_python_loop_vs_jumanji(benchmark):
             "protocol": "Python loop over a jitted step, observation to numpy every step",
         },
     )
-    _MEASURED["loop"] = res
+    SUITE.record("loop", res, f"{LOOP_ENV} batch-1 loop", LOOP_STEPS)
     assert res["median"] > 0
 
 
-@pytest.mark.parametrize("env_id", list(TARGETS))
-def test_speedup_target(env_id):
-    """The issue's batch-1024 target from the interleaved measurement above (same run)."""
-    check_target(_MEASURED, env_id, TARGETS[env_id], f"{env_id} vs Jumanji")
+test_speedup_target = SUITE.test_target
 
 
 def test_python_loop_target():
     """The issue's batch-1 target: the Python loop is at least as fast as Jumanji's."""
-    check_target(_MEASURED, "loop", LOOP_TARGET, f"{LOOP_ENV} batch-1 loop vs Jumanji")
+    check_target(SUITE.measured, "loop", LOOP_TARGET, f"{LOOP_ENV} batch-1 loop vs Jumanji")
 
 
 BREAKDOWN = {
@@ -179,14 +169,4 @@ def test_protocol_breakdown(benchmark, env_id):
     assert all(v > 0 for v in med.values())
 
 
-def test_print_table():
-    """Prints every comparison of this run in one table (for RESULTS.md)."""
-    rows = [(k, v) for k, v in _MEASURED.items() if k != "loop"]
-    work = {k: BATCH * 100 for k, _ in rows}
-    if "loop" in _MEASURED:
-        rows.append((f"{LOOP_ENV} batch-1 loop", _MEASURED["loop"]))
-        work[f"{LOOP_ENV} batch-1 loop"] = LOOP_STEPS
-    if not rows:
-        pytest.skip("nothing measured in this run")
-    print("\nA = ours, B = Jumanji; ratio = B time / A time\n" + format_ratio_table(rows, work))
-    assert all(r["median"] > 0 for _, r in rows)
+test_print_table = SUITE.test_print_table

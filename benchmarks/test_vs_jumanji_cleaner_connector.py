@@ -19,17 +19,17 @@ Connector-v3 (10x10 grid, 10 agents, time limit 50) >= 3x Jumanji's `Cleaner-v0`
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
-from common import benchmark_ratio, check_target, format_ratio_table, make_strict_run, ours
+from common import StrictComparison, make_strict_run, ours
 
 jumanji = pytest.importorskip("jumanji")
 
 BATCH = 1024
 ROUNDS = 7
-#: Speed-up targets of issue 22 (ours / Jumanji, same run); our id -> Jumanji's id.
-TARGETS = {"Cleaner-v0": 3.0, "Connector-v3": 3.0}
+#: Our id -> Jumanji's id.
 PEERS = {"Cleaner-v0": "Cleaner-v0", "Connector-v3": "Connector-v3"}
-_MEASURED: dict[str, dict] = {}
 
 
 def _jumanji(env_id: str):
@@ -40,36 +40,17 @@ def _jumanji(env_id: str):
     return env.reset, env.step, lambda ts: ts.observation.action_mask
 
 
-@pytest.mark.parametrize("env_id", list(TARGETS))
-def test_strict_vs_jumanji(benchmark, env_id):
-    run_ours = make_strict_run(*ours(env_id), batch=BATCH)
-    run_peer = make_strict_run(*_jumanji(env_id), batch=BATCH)
-    res = benchmark_ratio(
-        benchmark,
-        run_ours,
-        run_peer,
-        peer="jumanji",
-        group=f"vs-jumanji-strict-{env_id}",
-        label=env_id,
-        work=BATCH * 100,
-        rounds=ROUNDS,
-        info={"env_id": env_id, "batch": BATCH, "protocol": "strict (issue 18)"},
-    )
-    _MEASURED[env_id] = res
-    assert res["median"] > 0
+def _side(side, env_id):
+    """The strict call of one side (`ours` or `_jumanji`) for `env_id`."""
+    return make_strict_run(*side(env_id), batch=BATCH)
 
 
-@pytest.mark.parametrize("env_id", list(TARGETS))
-def test_speedup_target(env_id):
-    """The issue's batch-1024 target from the interleaved measurement above (same run)."""
-    check_target(_MEASURED, env_id, TARGETS[env_id], f"{env_id} vs Jumanji")
-
-
-def test_print_table():
-    """Prints every comparison of this run in one table (for RESULTS.md)."""
-    rows = list(_MEASURED.items())
-    if not rows:
-        pytest.skip("nothing measured in this run")
-    work = {k: BATCH * 100 for k, _ in rows}
-    print("\nA = ours, B = Jumanji; ratio = B time / A time\n" + format_ratio_table(rows, work))
-    assert all(r["median"] > 0 for _, r in rows)
+#: Speed-up targets of issue 22 (ours / Jumanji, same run): id -> (ours, Jumanji, target).
+TABLE = {
+    env_id: (partial(_side, ours, env_id), partial(_side, _jumanji, env_id), target)
+    for env_id, target in {"Cleaner-v0": 3.0, "Connector-v3": 3.0}.items()
+}
+SUITE = StrictComparison(TABLE, peer="jumanji", rounds=ROUNDS, batch=BATCH)
+test_strict_vs_jumanji = SUITE.test_strict
+test_speedup_target = SUITE.test_target
+test_print_table = SUITE.test_print_table

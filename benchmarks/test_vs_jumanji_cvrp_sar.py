@@ -17,18 +17,17 @@ Jumanji's environments of the same names (default parameters on both sides).
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import pytest
-from common import benchmark_ratio, check_target, format_ratio_table, make_strict_run, ours
+from common import StrictComparison, make_strict_run, ours
 
 jumanji = pytest.importorskip("jumanji")
 
 BATCH = 1024
 ROUNDS = 5
-#: Speed-up targets of issue 22 (ours / Jumanji, same run).
-TARGETS = {"MultiCVRP-v0": 1.5, "SearchAndRescue-v0": 1.5}
 CONTINUOUS = {"SearchAndRescue-v0"}
-_MEASURED: dict[str, dict] = {}
 
 
 def _jumanji(name: str):
@@ -51,36 +50,17 @@ def _strict(reset, step, mask_of, env_id):
     return make_strict_run(reset, step, mask_of, batch=BATCH)
 
 
-@pytest.mark.parametrize("env_id", list(TARGETS))
-def test_strict_vs_jumanji(benchmark, env_id):
-    run_ours = _strict(*ours(env_id), env_id)
-    run_peer = _strict(*_jumanji(env_id), env_id)
-    res = benchmark_ratio(
-        benchmark,
-        run_ours,
-        run_peer,
-        peer="jumanji",
-        group=f"vs-jumanji-strict-{env_id}",
-        label=env_id,
-        work=BATCH * 100,
-        rounds=ROUNDS,
-        info={"env_id": env_id, "batch": BATCH, "protocol": "strict (issue 18)"},
-    )
-    _MEASURED[env_id] = res
-    assert res["median"] > 0
+def _side(side, env_id):
+    """The strict call of one side (`ours` or `_jumanji`) for `env_id`."""
+    return _strict(*side(env_id), env_id)
 
 
-@pytest.mark.parametrize("env_id", list(TARGETS))
-def test_speedup_target(env_id):
-    """The issue's batch-1024 target from the interleaved measurement above (same run)."""
-    check_target(_MEASURED, env_id, TARGETS[env_id], f"{env_id} vs Jumanji")
-
-
-def test_print_table():
-    """Prints every comparison of this run in one table (for RESULTS.md)."""
-    rows = list(_MEASURED.items())
-    if not rows:
-        pytest.skip("nothing measured in this run")
-    work = {k: BATCH * 100 for k, _ in rows}
-    print("\nA = ours, B = Jumanji; ratio = B time / A time\n" + format_ratio_table(rows, work))
-    assert all(r["median"] > 0 for _, r in rows)
+#: Speed-up targets of issue 22 (ours / Jumanji, same run): id -> (ours, Jumanji, target).
+TABLE = {
+    env_id: (partial(_side, ours, env_id), partial(_side, _jumanji, env_id), target)
+    for env_id, target in {"MultiCVRP-v0": 1.5, "SearchAndRescue-v0": 1.5}.items()
+}
+SUITE = StrictComparison(TABLE, peer="jumanji", rounds=ROUNDS, batch=BATCH)
+test_strict_vs_jumanji = SUITE.test_strict
+test_speedup_target = SUITE.test_target
+test_print_table = SUITE.test_print_table
