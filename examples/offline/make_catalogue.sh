@@ -9,7 +9,8 @@
 #   bash examples/offline/make_catalogue.sh [OUT] [EPISODES] [--small]
 #
 # Full settings take hours on a few CPU cores (rware: 3-4M training steps); --small trains
-# for minutes (lbf-8x8-2p-2f-coop: about 5 minutes on 2 loaded cores, 600k steps).
+# for minutes (lbf-8x8-2p-2f-coop: about 5 minutes on 2 loaded cores, 600k steps; rware and
+# smax-3m: 1M steps, 10-20 minutes each on 2 loaded cores).
 set -euo pipefail
 OUT=${1:-data}
 EPISODES=${2:-1000}
@@ -19,6 +20,6 @@ python -m jaxmarl_envs.algorithms.datasets.catalogue --env lbf-8x8-2p-2f-coop --
 python -m jaxmarl_envs.algorithms.datasets.catalogue --env rware-tiny-2ag --out "$OUT" --episodes "$EPISODES" $SMALL
 python -m jaxmarl_envs.algorithms.datasets.catalogue --env rware-tiny-4ag --out "$OUT" --episodes "$EPISODES" $SMALL
 python -m jaxmarl_envs.algorithms.datasets.catalogue --env mpe-simple_spread-continuous --out "$OUT" --episodes "$EPISODES" $SMALL
-# smax-3m joins once SMAX is registered (same command, --env smax-3m).
+python -m jaxmarl_envs.algorithms.datasets.catalogue --env smax-3m --out "$OUT" --episodes "$EPISODES" $SMALL
 
 jaxmarl dataset list "$OUT"
