@@ -344,6 +344,8 @@ def test_rng_draws_equal_jax_random():
     assert bool(jnp.all(split == jax.vmap(lambda k: jax.random.split(k, 5))(keys)))
     many = jax.jit(lambda k: rng.split_many(k, 3))(keys)
     assert bool(jnp.all(many == jax.vmap(lambda k: jax.random.split(k, 3))(keys)))
+    one = jax.jit(lambda k: rng.split_index(k, 2, 3))(keys)
+    assert bool(jnp.all(one == many[:, 2]))
     u = jax.jit(lambda k: rng.uniform(k, -0.0625, 0.125))(keys)
     ref = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32, -0.0625, 0.125))(keys)
     assert bool(jnp.all(u == ref))

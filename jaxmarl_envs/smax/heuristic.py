@@ -112,10 +112,9 @@ class HeuristicPolicy(EnemyPolicy):
         shootable = (dist < attack_range[:, None]) & visible
         can_shoot = jnp.any(shootable, axis=-1)
 
-        keys = rng.split(key, obs.shape[0])
-        pairs = rng.split_many(keys, 2)  # (E, 2, 2): [move key, attack key]
+        keys = rng.split(key, obs.shape[0])  # per unit: split(key) = [move key, attack key]
         if self.attack_mode == "random":
-            new_attack = _masked_choice(pairs[:, 1], shootable)
+            new_attack = _masked_choice(rng.split_index(keys, 1, 2), shootable)
         else:
             far = jnp.linalg.norm(self.map_size)
             new_attack = jnp.argmin(jnp.where(shootable, dist, far), axis=-1)
@@ -125,7 +124,7 @@ class HeuristicPolicy(EnemyPolicy):
         attacked_in_range = jnp.take_along_axis(shootable, attacked[:, None], 1)[:, 0]
         new_last = jnp.where(attacked_in_range, attacked, -1).astype(jnp.int32)
 
-        chased = _masked_choice(pairs[:, 0], visible)
+        chased = _masked_choice(rng.split_index(keys, 0, 2), visible)
         chase_target = jnp.take_along_axis(opp_pos, chased[:, None, None], 1)[:, 0] + own_pos
         first_call = jnp.all(policy_state.default_target == 0.0, axis=-1) & (last == -1)
         centre = self.map_size / 2

@@ -73,6 +73,16 @@ def split_many(keys, num: int):
     return jnp.stack([b1, b2], axis=-1)
 
 
+def split_index(keys, index: int, num: int):
+    """`vmap(lambda k: jax.random.split(k, num)[index])(keys)` over raw keys `(..., 2)`:
+    only the one key needed (with JAX's default splitting it does not depend on `num`)."""
+    if not (fast() and _raw(keys)):
+        return split_many(keys, num)[..., index, :]
+    zero, i = jnp.zeros((), jnp.uint32), jnp.full((), index, jnp.uint32)
+    b1, b2 = threefry2x32(keys[..., 0], keys[..., 1], zero, i)
+    return jnp.stack([b1, b2], axis=-1)
+
+
 def uniform(keys, minval: float = 0.0, maxval: float = 1.0):
     """`jax.random.uniform(k, (), jnp.float32, minval, maxval)` for every raw key of `keys`
     `(..., 2)`: float32 `(...)`."""
