@@ -144,6 +144,28 @@ class QMIXConfig(QLearningConfig):
 #: Algorithm names accepted by `make_config` and the CLI.
 ALGORITHMS = {"iql": (IQLConfig, {}), "vdn": (VDNConfig, {}), "qmix": (QMIXConfig, {})}
 
+#: Overrides with which IQL, VDN and QMIX learn the warehouse (rware-tiny-2ag) within 1M steps
+#: (`make_config("iql", env_id="rware-tiny-2ag", **RWARE_SETTINGS)`; on the command line
+#: `--num-envs 32 --buffer-size 320000 --n-step 10 --eps-decay-steps 500000
+#: --learning-starts 20000`). The defaults suit LBF, whose 50-step episodes random play
+#: solves now and then; with them IQL stays at 0 on the warehouse, where random play
+#: delivers about once in 20 episodes of 500 steps. Exploration must last longer (epsilon
+#: over 5e5 steps), the replay must keep the rare deliveries (10,000 steps, 20 episodes,
+#: per environment instead of 1,250 steps) and 10-step targets carry a delivery back along
+#: the path faster. Evaluate eps-greedy (`eval_greedy=False`): greedy Q policies stall
+#: (same view, same action; two agents can block each other for the rest of an episode).
+#: Measured in issue 19 (benchmarks/RESULTS.md, "Q family on the warehouse").
+RWARE_SETTINGS = {
+    "num_envs": 32,
+    "rollout_length": 8,
+    "grad_steps": 2,
+    "buffer_size": 320_000,
+    "n_step": 10,
+    "sequence_length": 20,
+    "eps_decay_steps": 500_000,
+    "learning_starts": 20_000,
+}
+
 
 def make_config(name: str, **overrides: Any) -> QLearningConfig:
     """The config of algorithm `name` (iql, vdn, qmix) with overrides."""

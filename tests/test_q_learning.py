@@ -219,6 +219,18 @@ def test_make_config_presets():
         ql.make_config("dqn")
 
 
+@pytest.mark.parametrize("name", ["iql", "vdn", "qmix"])
+def test_rware_settings_are_valid_configs(name):
+    """The documented warehouse overrides build valid configs for the whole family: 20
+    500-step episodes of replay per environment, 10-step targets within 20-step sequences,
+    epsilon annealed over 5e5 steps."""
+    cfg = ql.make_config(name, env_id="rware-tiny-2ag", total_steps=1_000_000, **ql.RWARE_SETTINGS)
+    d = ql.derive(cfg, num_devices=1)
+    assert d.buffer_time == 10_000 and d.steps_per_update == 256
+    assert cfg.n_step == 10 <= cfg.sequence_length and cfg.eps_decay_steps == 500_000
+    assert cfg.mixer == {"iql": "none", "vdn": "vdn", "qmix": "qmix"}[name]
+
+
 def test_derive_sizes():
     cfg = ql.make_config("iql", total_steps=10_000, num_envs=8, rollout_length=4, num_evaluations=3)
     d = ql.derive(dataclasses.replace(cfg, buffer_size=1000), num_devices=1)

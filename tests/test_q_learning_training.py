@@ -129,39 +129,22 @@ def test_learns_lbf_8x8_2p_2f_coop(name, threshold):
     assert float(curve[-3:].mean()) > threshold, curve
 
 
-#: Settings that make IQL/VDN/QMIX learn rware-tiny-2ag within 1M steps (issue 19): the
-#: defaults are tuned for LBF, whose episodes end within 50 steps and whose rewards random
-#: play finds. On the warehouse random play delivers about once per 20 episodes of 500
-#: steps, so the exploration must last (eps over 5e5 steps, not 1e5), the replay must keep
-#: those rare deliveries (10,000 steps per environment, 20 episodes, instead of 1,250) and
-#: 10-step targets carry a delivery back along the path faster.
-RWARE_Q = dict(
-    num_envs=32,
-    rollout_length=8,
-    grad_steps=2,
-    buffer_size=320_000,
-    n_step=10,
-    sequence_length=20,
-    eps_decay_steps=500_000,
-    learning_starts=20_000,
-)
-
-
 @pytest.mark.slow
 def test_iql_learns_rware_tiny_2ag():
-    """IQL with `RWARE_Q`, seed 0, 1M steps (about 6 minutes on two idle CPU cores),
-    evaluated eps=0.05-greedy (greedy Q policies stall: the same view gives the same action,
-    and two agents can block each other for the rest of the episode). Random play scores
-    about 0.05. The issue-19 runs (2 seeds vmapped, /work/notes/base2-log.md run A) reached
-    an eps-greedy training return of 2.45 / 2.04 at 1M steps; VDN with the same settings
-    (run B) evaluated 1.38 / 1.56 eps-greedy and 0.81 / 0.95 greedy on 64 episodes."""
+    """IQL with `q_learning.RWARE_SETTINGS`, seed 0, 1M steps (about 6 minutes on two idle
+    CPU cores), evaluated eps=0.05-greedy (greedy Q policies stall: the same view gives the
+    same action, and two agents can block each other for the rest of the episode). Random
+    play scores about 0.05. The issue-19 runs (2 seeds vmapped, /work/notes/base2-log.md run
+    A) reached an eps-greedy training return of 2.45 / 2.04 at 1M steps; VDN with the same
+    settings (run B) evaluated 1.38 / 1.56 eps-greedy and 0.81 / 0.95 greedy on 64
+    episodes."""
     cfg = ql.make_config(
         "iql",
         env_id="rware-tiny-2ag",
         total_steps=1_000_000,
         num_evaluations=5,
         eval_greedy=False,
-        **RWARE_Q,
+        **ql.RWARE_SETTINGS,
     )
     _, metrics = ql.make_train(cfg)(jax.random.PRNGKey(0))
     curve = np.asarray(metrics["eval"].episode_return).mean(-1)
