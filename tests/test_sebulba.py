@@ -271,17 +271,18 @@ def _random_return(gym_id: str, episodes: int = 64) -> float:
     return total / episodes
 
 
-#: The short run learns the smaller task of the same numpy original: on 8x8-2p-2f-coop IPPO
-#: measured nothing above random before ~200k steps (0.016 against 0.008 at 202k steps), too
-#: long for the default run; 5x5-2p-1f-coop reached 0.22 (random 0.03) in 41k steps.
-LBF_SMALL = "gymnasium:lbforaging:Foraging-5x5-2p-1f-coop-v3"
+#: The short run learns a smaller task of the same numpy original. On the cooperative
+#: 5x5-2p-1f-coop (random 0.03) 40k steps were not enough to beat random reliably (3 of 9 runs
+#: over 3 configurations stayed at random level); on 5x5-2p-1f (no forced cooperation,
+#: random 0.36) three seeds reached 0.94, 1.00 and 0.92 (lr 2.5e-3, entropy 0.01).
+LBF_SMALL = "gymnasium:lbforaging:Foraging-5x5-2p-1f-v3"
 LBF_SHORT = dict(
     total_steps=40_000,
     num_envs=16,
     rollout_length=32,
     hidden_sizes=(64, 64),
     lr=2.5e-3,
-    ent_coef=0.003,
+    ent_coef=0.01,
     num_evaluations=4,
     eval_episodes=64,
     num_epochs=4,
@@ -292,25 +293,35 @@ def test_sebulba_ippo_beats_random_on_numpy_lbforaging(tmp_path):
     config = _config(LBF_SMALL, **LBF_SHORT)
     summary = sebulba.train(config, sebulba.SebulbaSettings(actor_threads=2), str(tmp_path), False)
     random_return = _random_return(LBF_SMALL.split(":", 1)[1])
-    assert summary["best_return"] > random_return + 0.08, (summary["history"], random_return)
+    assert summary["best_return"] > random_return + 0.3, (summary["history"], random_return)
+
+
+#: The configuration of benchmarks/sebulba_vs_anakin.py (learned our lbf-8x8-2p-2f-coop with
+#: all 5 Anakin seeds and all Sebulba seeds tried), with the budget measured on the original.
+LBF_SOLVE = dict(
+    total_steps=1_500_000,
+    num_envs=64,
+    rollout_length=32,
+    hidden_sizes=(64, 64),
+    lr=5e-4,
+    ent_coef=0.01,
+    num_epochs=4,
+    num_minibatches=2,
+    num_evaluations=15,
+    eval_episodes=64,
+)
 
 
 @pytest.mark.slow
 def test_sebulba_ippo_solves_numpy_lbforaging(tmp_path):
-    """The issue's target task; the configuration of the Anakin time-to-learn run (RESULTS.md)
-    with twice its budget."""
-    config = _config(
-        LBF_ORIGINAL,
-        total_steps=2_000_000,
-        num_envs=64,
-        rollout_length=32,
-        hidden_sizes=(64, 64),
-        lr=1e-3,
-        anneal_lr=True,
-        ent_coef=0.003,
-        num_epochs=4,
-        num_evaluations=10,
-        eval_episodes=64,
-    )
+    """The issue's target task: >= 0.9 mean evaluation return on the numpy original."""
+    config = _config(LBF_ORIGINAL, **LBF_SOLVE)
     summary = sebulba.train(config, sebulba.SebulbaSettings(actor_threads=2), str(tmp_path), False)
+    print({k: v for k, v in summary.items() if k not in ("history", "params")})
+    print(
+        [
+            (h["steps"], round(h["eval_return"], 3), round(h["seconds"], 1))
+            for h in summary["history"]
+        ]
+    )
     assert summary["best_return"] >= 0.9, summary["history"]
