@@ -1,0 +1,104 @@
+"""SMAX learning curves (issue 21): win rate vs environment steps and vs wall-clock time, per
+task and algorithm, as the IQM over seeds with 95% stratified-bootstrap intervals from the
+evaluation package; prints the table of final and absolute-metric win rates.
+
+Usage (the `metrics.json` of `jaxmarl train ... --seeds 3` runs):
+    python benchmarks/plot_smax_curves.py runs/*/metrics.json --out benchmarks/smax_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from jaxmarl_envs.algorithms.evaluation import merge_results, task_curves
+from jaxmarl_envs.algorithms.evaluation.statistics import (
+    bootstrap_interval,
+    metric_statistic,
+    sample_efficiency_curves,
+)
+
+METRIC = "win_rate"
+
+
+def _elapsed(runs: dict) -> np.ndarray:
+    """Mean wall-clock seconds (after the first evaluation) at each logged step over runs."""
+    per_run = []
+    for run in runs.values():
+        steps = sorted((k for k in run if k.startswith("step_")), key=lambda k: int(k[5:]))
+        per_run.append([run[k].get("elapsed_time", np.nan) for k in steps])
+    return np.nanmean(np.asarray(per_run, np.float64), axis=0)
+
+
+def _absolute(runs: dict) -> np.ndarray | None:
+    """Per-run mean absolute-metric win rate `(R, 1)`, or None when not logged."""
+    rows = [np.mean(r["absolute_metrics"][METRIC]) for r in runs.values()]
+    if not all(METRIC in r.get("absolute_metrics", {}) for r in runs.values()):
+        return None
+    return np.asarray(rows, np.float64)[:, None]
+
+
+def _fmt(point, lower, upper) -> str:
+    if np.isfinite(lower) and np.isfinite(upper):
+        return f"{point:.2f} [{lower:.2f}, {upper:.2f}]"
+    return f"{point:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results", nargs="+")
+    parser.add_argument("--out", default="benchmarks/smax_curves.png")
+    parser.add_argument("--reps", type=int, default=2000)
+    args = parser.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = merge_results(args.results)
+    tasks = [(env, task) for env in sorted(data) for task in sorted(data[env])]
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.6), squeeze=False)
+    iqm = metric_statistic("iqm")
+    print(
+        "| task | algorithm | seeds | steps per seed | final win rate IQM [95% CI] "
+        "| absolute win rate IQM [95% CI] | wall-clock s (first to last evaluation) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for col, (env, task) in enumerate(tasks):
+        curves = task_curves(data, env, task, METRIC)
+        bands = sample_efficiency_curves(curves.values, "iqm", reps=args.reps)
+        for name, (point, lower, upper) in bands.items():
+            runs = data[env][task][name]
+            seeds = curves.values[name].shape[0]
+            x_steps, x_time = curves.step_counts[name], _elapsed(runs)
+            for row, x in enumerate((x_steps, x_time)):
+                ax = axes[row, col]
+                (line,) = ax.plot(x, point, label=f"{name} (IQM of {seeds})", linewidth=2)
+                ax.fill_between(x, lower, upper, color=line.get_color(), alpha=0.2)
+            absolute = _absolute(runs)
+            abs_text = "-"
+            if absolute is not None:
+                abs_text = _fmt(*bootstrap_interval(absolute, iqm, reps=args.reps))
+            print(
+                f"| {task} | {name} | {seeds} | {int(x_steps[-1]):,} | "
+                f"{_fmt(point[-1], lower[-1], upper[-1])} | {abs_text} | {x_time[-1]:.0f} |"
+            )
+        axes[0, col].set_title(task)
+        axes[0, col].set_xlabel("environment steps (per seed)")
+        axes[1, col].set_xlabel("wall-clock s after 1st eval (all seeds)")
+        for row in range(2):
+            axes[row, col].set_ylabel("win rate")
+            axes[row, col].set_ylim(-0.02, 1.02)
+            axes[row, col].grid(alpha=0.3)
+            axes[row, col].legend(fontsize=7, loc="lower right")
+    fig.suptitle("SMAX vs heuristic enemy: IQM win rate\n(95% stratified-bootstrap CI)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=72)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
