@@ -19,8 +19,6 @@ from jaxmarl_envs.algorithms.evaluation.statistics import (
     sample_efficiency_curves,
 )
 
-METRIC = "win_rate"
-
 
 def _elapsed(runs: dict) -> np.ndarray:
     """Mean wall-clock seconds (after the first evaluation) at each logged step over runs."""
@@ -31,11 +29,11 @@ def _elapsed(runs: dict) -> np.ndarray:
     return np.nanmean(np.asarray(per_run, np.float64), axis=0)
 
 
-def _absolute(runs: dict) -> np.ndarray | None:
-    """Per-run mean absolute-metric win rate `(R, 1)`, or None when not logged."""
-    rows = [np.mean(r["absolute_metrics"][METRIC]) for r in runs.values()]
-    if not all(METRIC in r.get("absolute_metrics", {}) for r in runs.values()):
+def _absolute(runs: dict, metric: str) -> np.ndarray | None:
+    """Per-run mean absolute-metric value `(R, 1)`, or None when not logged."""
+    if not all(metric in r.get("absolute_metrics", {}) for r in runs.values()):
         return None
+    rows = [np.mean(r["absolute_metrics"][metric]) for r in runs.values()]
     return np.asarray(rows, np.float64)[:, None]
 
 
@@ -50,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+")
     parser.add_argument("--out", default="benchmarks/smax_curves.png")
     parser.add_argument("--reps", type=int, default=2000)
+    parser.add_argument("--metric", default="win_rate", help="win_rate or episode_return")
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -61,13 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [(env, task) for env in sorted(data) for task in sorted(data[env])]
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.6), squeeze=False)
     iqm = metric_statistic("iqm")
+    label = args.metric.replace("_", " ")
     print(
-        "| task | algorithm | seeds | steps per seed | final win rate IQM [95% CI] "
-        "| absolute win rate IQM [95% CI] | wall-clock s (first to last evaluation) |"
+        f"| task | algorithm | seeds | steps per seed | final {label} IQM [95% CI] "
+        f"| absolute {label} IQM [95% CI] | wall-clock s (first to last evaluation) |"
     )
     print("|---|---|---|---|---|---|---|")
     for col, (env, task) in enumerate(tasks):
-        curves = task_curves(data, env, task, METRIC)
+        curves = task_curves(data, env, task, args.metric)
         bands = sample_efficiency_curves(curves.values, "iqm", reps=args.reps)
         for name, (point, lower, upper) in bands.items():
             runs = data[env][task][name]
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 ax = axes[row, col]
                 (line,) = ax.plot(x, point, label=f"{name} (IQM of {seeds})", linewidth=2)
                 ax.fill_between(x, lower, upper, color=line.get_color(), alpha=0.2)
-            absolute = _absolute(runs)
+            absolute = _absolute(runs, args.metric)
             abs_text = "-"
             if absolute is not None:
                 abs_text = _fmt(*bootstrap_interval(absolute, iqm, reps=args.reps))
@@ -89,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         axes[0, col].set_xlabel("environment steps (per seed)")
         axes[1, col].set_xlabel("wall-clock s after 1st eval (all seeds)")
         for row in range(2):
-            axes[row, col].set_ylabel("win rate")
-            axes[row, col].set_ylim(-0.02, 1.02)
+            axes[row, col].set_ylabel(label)
+            if args.metric == "win_rate":
+                axes[row, col].set_ylim(-0.02, 1.02)
             axes[row, col].grid(alpha=0.3)
             axes[row, col].legend(fontsize=7, loc="lower right")
-    fig.suptitle("SMAX vs heuristic enemy: IQM win rate\n(95% stratified-bootstrap CI)", fontsize=8)
+    fig.suptitle(f"SMAX vs heuristic enemy: IQM {label}\n(95% stratified-bootstrap CI)", fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=72)
     print(f"wrote {args.out}")
