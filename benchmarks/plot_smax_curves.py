@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/smax_curves.png")
     parser.add_argument("--reps", type=int, default=2000)
     parser.add_argument("--metric", default="win_rate", help="win_rate or episode_return")
+    parser.add_argument(
+        "--save-compact",
+        metavar="FILE",
+        help="also write the merged results with every per-episode list replaced by its mean "
+        "(a few KB, enough to redraw the figure and the table)",
+    )
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -57,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     data = merge_results(args.results)
+    if args.save_compact:
+        import json
+
+        def compact(x):
+            if isinstance(x, dict):
+                return {k: compact(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [float(np.mean(x))]
+            return x
+
+        with open(args.save_compact, "w") as f:
+            json.dump(compact(data), f, indent=1)
     tasks = [(env, task) for env in sorted(data) for task in sorted(data[env])]
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.6), squeeze=False)
     iqm = metric_statistic("iqm")
