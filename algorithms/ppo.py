@@ -70,6 +70,14 @@ class PPOConfig(training.RunConfig):
     vf_coef: float = field(0.5, "value loss coefficient")
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
+    team_reward: bool = field(
+        False,
+        "train every agent on the team reward (the sum of the agents' rewards, EPyMARL's "
+        "common reward) instead of its own; the reported returns are team returns either way. "
+        "The warehouse rewards only the delivering agent: with its own reward an agent's "
+        "return depends on little beyond its own view, so a centralised critic has nothing "
+        "to add; with the team reward it has (see `team_rewards`)",
+    )
 
     @staticmethod
     def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +263,11 @@ def critic_features(
     if kind == "agent_specific_global":
         return jnp.concatenate([own, gs], axis=-1)
     raise ValueError(f"critic_input must be one of {CRITIC_INPUTS}, got {kind!r}")
+
+
+def team_rewards(reward: chex.Array) -> chex.Array:
+    """`reward (..., N)` -> every agent's entry replaced by the sum over the agents."""
+    return jnp.broadcast_to(reward.sum(-1, keepdims=True), reward.shape)
 
 
 def critic_dim(kind: str, view_dim: int, state_dim: int, num_agents: int) -> int:
@@ -551,8 +564,9 @@ class PPOLearner:
         """
         c = self.config
         perm_key = key  # the same key use as before the split from `update`
+        reward = team_rewards(traj.reward) if c.team_reward else traj.reward
         advantages, targets = gae(
-            traj.reward,
+            reward,
             traj.value,
             traj.next_value,
             traj.terminated,

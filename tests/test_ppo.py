@@ -262,3 +262,39 @@ def test_config_saved_before_critic_input_loads():
     assert cfg.critic_input == "local" and not cfg.centralised_critic
     # A current config is unchanged by the upgrade.
     assert from_dict(ppo.MAPPOConfig, to_dict(ppo.MAPPOConfig())) == ppo.MAPPOConfig()
+
+
+def test_team_rewards_hand_built():
+    reward = jnp.array([[[1.0, 0.0], [0.5, 2.0]], [[0.0, 0.0], [0.0, 3.0]]])
+    expected = np.array([[[1.0, 1.0], [2.5, 2.5]], [[0.0, 0.0], [3.0, 3.0]]])
+    assert np.array_equal(np.asarray(ppo.team_rewards(reward)), expected)
+
+
+def test_team_reward_trains_on_the_summed_reward():
+    """With `team_reward` the update on a rollout where only agent 0 is rewarded equals the
+    default update on the same rollout whose rewards were replaced by their sum over agents,
+    and differs from the default update on the original rewards."""
+    small = {**FAST, "num_envs": 4, "rollout_length": 8, "num_minibatches": 1}
+    envs = ToyEnv(time_limit=3)
+    own = ppo.make_learner(ppo.make_config("mappo", **small), env=envs)
+    team = ppo.make_learner(ppo.make_config("mappo", team_reward=True, **small), env=envs)
+    state = own.init(jax.random.PRNGKey(5))
+    _, traj = jax.jit(own.rollout)(state.params, state.runner, jax.random.PRNGKey(6))
+    # ToyEnv rewards both agents alike; keep agent 0's reward only, as the warehouse does.
+    traj = traj.replace(reward=traj.reward * jnp.array([1.0, 0.0]))
+    assert float(traj.reward[..., 0].max()) > 0
+    hidden = (state.runner.actor_hidden, state.runner.critic_hidden)
+    key = jax.random.PRNGKey(7)
+    summed = traj.replace(reward=ppo.team_rewards(traj.reward))
+
+    def update(learner, rollout):
+        return jax.jit(learner.learn_from_rollout)(
+            state.params, state.opt_state, rollout, hidden, key
+        )[0]
+
+    with_team, by_hand, with_own = update(team, traj), update(own, summed), update(own, traj)
+    team_leaves = jax.tree_util.tree_leaves(with_team)
+    hand_leaves = jax.tree_util.tree_leaves(by_hand)
+    own_leaves = jax.tree_util.tree_leaves(with_own)
+    assert all(np.array_equal(a, b) for a, b in zip(team_leaves, hand_leaves, strict=True))
+    assert any(not np.allclose(a, b) for a, b in zip(team_leaves, own_leaves, strict=True))
