@@ -123,15 +123,15 @@ def _runs(metrics: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def load_curves(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{"anakin" | "sebulba lag<=k": (step counts (S,), per-run returns (R, S))}: Sebulba runs
-    grouped by their `max_staleness` (from each run's config.json)."""
+    """{"anakin" | "sebulba max_staleness=k": (step counts (S,), per-run returns (R, S))}:
+    Sebulba runs grouped by their `max_staleness` (from each run's config.json)."""
     groups: dict[str, dict] = {}
     for metrics in sorted(folder.glob("*/**/metrics.json")):
         if not (metrics.parent / "summary.json").exists():
             continue  # still running
         config = json.loads((metrics.parent / "config.json").read_text())
         if config.get("architecture") == "sebulba":
-            name = f"sebulba lag<={config['sebulba']['max_staleness']}"
+            name = f"sebulba max_staleness={config['sebulba']['max_staleness']}"
         else:
             name = "anakin"
         groups.setdefault(name, {}).update(_runs(metrics))
@@ -208,7 +208,7 @@ def plot(result: dict, path: str) -> None:
     steps = np.asarray(result["steps"]) / 1e6
     names = list(result["iqm"])
     colours = dict(zip(names, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=False))
-    fig, axes = plt.subplots(1, len(names) - 1, figsize=(4.6 * (len(names) - 1), 3.4), dpi=100)
+    fig, axes = plt.subplots(1, len(names) - 1, figsize=(4.6 * (len(names) - 1), 3.4), dpi=80)
     axes = np.atleast_1d(axes)
     for ax, other in zip(axes, [n for n in names if n != "anakin"], strict=True):
         for name in ("anakin", other):
