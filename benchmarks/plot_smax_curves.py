@@ -19,6 +19,9 @@ from jaxmarl_envs.algorithms.evaluation.statistics import (
     sample_efficiency_curves,
 )
 
+#: One colour per algorithm across every panel.
+COLOURS = {"ippo": "C0", "mappo": "C1", "rec_ippo": "C2", "rec_mappo": "C3"}
+
 
 def _elapsed(runs: dict) -> np.ndarray:
     """Mean wall-clock seconds (after the first evaluation) at each logged step over runs."""
@@ -93,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             x_steps, x_time = curves.step_counts[name], _elapsed(runs)
             for row, x in enumerate((x_steps, x_time)):
                 ax = axes[row, col]
-                (line,) = ax.plot(x, point, label=f"{name} (IQM of {seeds})", linewidth=2)
+                (line,) = ax.plot(
+                    x, point, color=COLOURS.get(name), label=f"{name} (IQM of {seeds})", linewidth=2
+                )
                 ax.fill_between(x, lower, upper, color=line.get_color(), alpha=0.2)
             absolute = _absolute(runs, args.metric)
             abs_text = "-"
