@@ -4,6 +4,7 @@ return; plus the shared runner (results layout, resume) and config validation.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -131,6 +132,35 @@ def test_bad_configs_and_action_types_are_refused(toy_tiers):
         omar.make_learner(omar.make_config(dataset=good, **SMALL), env=env)
     with pytest.raises(ValueError, match="does not match|continuous|discrete"):
         iql.make_learner(iql.make_config("iql-cql", dataset=good), env=ContinuousToyEnv())
+    with pytest.raises(ValueError, match="eval_epsilon"):
+        iql.make_learner(iql.make_config("iql-cql", dataset=good, eval_epsilon=1.5), env=env)
+
+
+def test_iql_evaluation_is_epsilon_greedy_over_the_allowed_actions(toy_tiers):
+    """Non-greedy (default) evaluation: the allowed argmax with probability 1 - eval_epsilon,
+    else uniform over the allowed actions; epsilon 0 is the greedy policy."""
+    good = toy_tiers["good"][0]
+    env = ToyEnv(time_limit=5)
+    learner = iql.make_learner(iql.make_config("iql-cql", dataset=good, **SMALL), env=env)
+    assert learner.config.eval_greedy is False and learner.config.eval_epsilon == 0.05
+    params = learner.init(jax.random.PRNGKey(0)).params
+    e, n, a = 4000, env.num_agents, learner.action_dim
+    obs = jax.random.normal(jax.random.PRNGKey(1), (e, n, learner.obs_dim))
+    mask = jnp.ones((e, n, a), bool).at[:, :, 0].set(False)  # action 0 illegal
+    hidden, new = learner.initial_hidden(e), jnp.zeros((e,), bool)
+    greedy, _ = learner.act(params, hidden, obs, mask, new, jax.random.PRNGKey(2), greedy=True)
+    act = jax.jit(lambda p, k: learner.act(p, hidden, obs, mask, new, k, greedy=False)[0])
+    sampled = np.asarray(act(params, jax.random.PRNGKey(3)))
+    assert sampled.min() >= 1  # never the illegal action
+    differs = float(np.mean(sampled != np.asarray(greedy)))
+    # A random pick differs from the argmax with probability eps * (A' - 1) / A' (A' legal).
+    expected = 0.05 * (a - 2) / (a - 1)
+    assert abs(differs - expected) < 0.015, (differs, expected)
+    zero = dataclasses.replace(
+        learner, config=dataclasses.replace(learner.config, eval_epsilon=0.0)
+    )
+    none, _ = zero.act(params, hidden, obs, mask, new, jax.random.PRNGKey(3), greedy=False)
+    assert bool(jnp.array_equal(none, greedy))
 
 
 # =============================================================================================
