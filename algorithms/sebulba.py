@@ -90,6 +90,20 @@ class SebulbaError(RuntimeError):
 
 def check_settings(config: ppo.PPOConfig, settings: SebulbaSettings) -> int:
     """Validates the config for Sebulba and the settings; returns the learner device count."""
+    devices = check_common(config, settings)
+    if config.network != "mlp":
+        raise ValueError("Sebulba PPO supports feed-forward networks (network=mlp) only")
+    if config.critic_input != "local":
+        raise ValueError(
+            "Sebulba PPO supports IPPO (critic_input=local); Python environments give no "
+            f"global state, got critic_input={config.critic_input!r}"
+        )
+    return devices
+
+
+def check_common(config: Any, settings: SebulbaSettings) -> int:
+    """The checks every Sebulba learner shares (settings, environment split over threads and
+    processes, one seed); returns the learner device count."""
     s = settings
     if s.actor_threads < 1:
         raise ValueError(f"actor_threads must be >= 1, got {s.actor_threads}")
@@ -115,14 +129,24 @@ def check_settings(config: ppo.PPOConfig, settings: SebulbaSettings) -> int:
         )
     if config.num_seeds != 1:
         raise ValueError(f"Sebulba trains one seed per run; got num_seeds={config.num_seeds}")
-    if config.network != "mlp":
-        raise ValueError("Sebulba PPO supports feed-forward networks (network=mlp) only")
-    if config.critic_input != "local":
-        raise ValueError(
-            "Sebulba PPO supports IPPO (critic_input=local); Python environments give no "
-            f"global state, got critic_input={config.critic_input!r}"
-        )
     return s.learner_devices or len(local)
+
+
+def host_env_factory(spec: str, kwargs: dict, env_lock: bool):
+    """`make_batch(num_envs)` for the environment `spec` (see `sebulba_envs.resolve`; raises
+    ValueError for a bad spec); with `env_lock`, every batch shares one lock around its
+    construction, resets and steps (see `SebulbaSettings.env_lock`)."""
+    make_batch = sebulba_envs.resolve(spec, kwargs)
+    lock = threading.Lock() if env_lock else None
+
+    def locked_batch(num_envs: int):
+        with lock or contextlib.nullcontext():  # construction may touch shared state too
+            batch = make_batch(num_envs)
+        if lock is not None and isinstance(batch, sebulba_envs.HostBatch):
+            batch.lock = lock
+        return batch
+
+    return locked_batch
 
 
 def learner_mesh(devices_per_process: int) -> Mesh:
@@ -229,6 +253,100 @@ class _Rollout:
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# Thread plumbing shared by the Sebulba learners (PPO here, the Q family in `sebulba_q`)
+# ---------------------------------------------------------------------------------------------
+
+
+def start_actors(actor, control: _Control, count: int) -> list[threading.Thread]:
+    """Starts `count` daemon threads running `actor(index)`; an exception in one is recorded
+    once in `control` (which stops every thread) and re-raised by `next_rollout`."""
+
+    def guarded(index: int) -> None:
+        try:
+            actor(index)
+        except BaseException as err:  # noqa: BLE001  reported once by the learner
+            control.fail(f"actor thread {index}", err)
+
+    threads = [
+        threading.Thread(target=guarded, args=(i,), name=f"sebulba-actor-{i}", daemon=True)
+        for i in range(count)
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def put_rollout(control: _Control, rollouts: queue.Queue, item: _Rollout) -> None:
+    """Puts `item` on the bounded queue, waiting while it is full (until stopping); the wait
+    is added to `item.wait_seconds`."""
+    put_start = time.perf_counter()
+    while not control.stop.is_set():
+        try:
+            rollouts.put(item, timeout=POLL_SECONDS)
+            break
+        except queue.Full:
+            continue
+    item.wait_seconds += time.perf_counter() - put_start
+
+
+def next_rollout(control: _Control, rollouts: queue.Queue, threads) -> _Rollout:
+    """The next rollout from the queue; raises `SebulbaError` (naming the thread) once any
+    thread failed or every actor has exited."""
+    while True:
+        if control.failure is not None:
+            origin, err, _ = control.failure
+            raise SebulbaError(
+                f"Sebulba stopped: {origin} raised {type(err).__name__}: {err}"
+            ) from err
+        if not any(t.is_alive() for t in threads):
+            raise SebulbaError("Sebulba stopped: every actor thread has exited")
+        try:
+            return rollouts.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+
+
+def collect_batch(
+    control: _Control,
+    rollouts: queue.Queue,
+    threads,
+    update: int,
+    count: int,
+    max_staleness: int,
+    stats: _Stats,
+) -> list[_Rollout]:
+    """`count` rollouts for update `update`, dropping (and counting) any whose policy lag
+    exceeds `max_staleness`; queue waits and lags go to `stats`."""
+    batch: list[_Rollout] = []
+    while len(batch) < count:
+        w0 = time.perf_counter()
+        item = next_rollout(control, rollouts, threads)
+        stats.learner_wait += time.perf_counter() - w0
+        lag = update - item.version
+        if lag > max_staleness:
+            stats.dropped += 1
+            control.dropped()
+            continue
+        stats.add_rollout(item, lag)
+        batch.append(item)
+    return batch
+
+
+def stop_and_join(control: _Control, threads, join_timeout: float) -> None:
+    """Stops every thread and joins each for at most `join_timeout` seconds."""
+    control.stop.set()
+    for t in threads:
+        t.join(join_timeout)
+
+
+def check_joined(threads) -> None:
+    """Raises `SebulbaError` naming any thread still running after `stop_and_join`."""
+    hung = [t.name for t in threads if t.is_alive()]
+    if hung:
+        raise SebulbaError(f"Sebulba: threads still running after shutdown: {hung}")
+
+
 class Sebulba:
     """A validated Sebulba PPO run: environments resolved and networks built, no thread yet.
 
@@ -245,17 +363,7 @@ class Sebulba:
         self.settings = settings = settings or SebulbaSettings()
         self.config = config
         num_learner = check_settings(config, settings)
-        make_batch = sebulba_envs.resolve(config.env_id, config.env_kwargs)
-        lock = threading.Lock() if settings.env_lock else None
-
-        def locked_batch(num_envs: int):
-            with lock or contextlib.nullcontext():  # construction may touch shared state too
-                batch = make_batch(num_envs)
-            if lock is not None and isinstance(batch, sebulba_envs.HostBatch):
-                batch.lock = lock
-            return batch
-
-        self.make_batch = locked_batch
+        self.make_batch = host_env_factory(config.env_id, config.env_kwargs, settings.env_lock)
         probe = self.make_batch(1)
         self.env_info = probe.info
         probe.close()
@@ -443,30 +551,12 @@ class Sebulba:
             item = _Rollout(
                 traj, version, index, env_s, policy_s, waited, time.perf_counter() - start
             )
-            put_start = time.perf_counter()
-            while not control.stop.is_set():
-                try:
-                    rollouts.put(item, timeout=POLL_SECONDS)
-                    break
-                except queue.Full:
-                    continue
-            item.wait_seconds += time.perf_counter() - put_start
+            put_rollout(control, rollouts, item)
 
     # -- learner ------------------------------------------------------------------------------
 
     def _next_rollout(self, control: _Control, rollouts: queue.Queue, threads) -> _Rollout:
-        while True:
-            if control.failure is not None:
-                origin, err, _ = control.failure
-                raise SebulbaError(
-                    f"Sebulba stopped: {origin} raised {type(err).__name__}: {err}"
-                ) from err
-            if not any(t.is_alive() for t in threads):
-                raise SebulbaError("Sebulba stopped: every actor thread has exited")
-            try:
-                return rollouts.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                continue
+        return next_rollout(control, rollouts, threads)
 
     def evaluate_all(self, actor_params: Any, num_episodes: int, seed: int) -> dict:
         """`num_episodes` episodes shared out over the processes (each runs its part with its
@@ -623,16 +713,7 @@ class Sebulba:
         rollouts: queue.Queue = queue.Queue(maxsize=s.queue_size)
         control.publish(jax.device_put(_local_copy(params), self.actor_device), first_update)
 
-        def guarded(index: int) -> None:
-            try:
-                self._actor(index, control, rollouts)
-            except BaseException as err:  # noqa: BLE001  reported once by the learner
-                control.fail(f"actor thread {index}", err)
-
-        threads = [
-            threading.Thread(target=guarded, args=(i,), name=f"sebulba-actor-{i}", daemon=True)
-            for i in range(s.actor_threads)
-        ]
+        threads: list[threading.Thread] = []
         stats = _Stats()
         history: list[dict[str, float]] = []
         end = (
@@ -640,8 +721,9 @@ class Sebulba:
         )
         t_start = time.perf_counter()
         try:
-            for t in threads:
-                t.start()
+            threads = start_actors(
+                lambda i: self._actor(i, control, rollouts), control, s.actor_threads
+            )
             for interval in range(start, end):
                 interval_start = time.perf_counter()
                 stats.begin_interval()
@@ -649,18 +731,9 @@ class Sebulba:
                 interval_key = jax.random.fold_in(key, interval)
                 for u in range(d.updates_per_eval):
                     update = interval * d.updates_per_eval + u
-                    batch = []
-                    while len(batch) < s.actor_threads:
-                        w0 = time.perf_counter()
-                        item = self._next_rollout(control, rollouts, threads)
-                        stats.learner_wait += time.perf_counter() - w0
-                        lag = update - item.version
-                        if lag > s.max_staleness:
-                            stats.dropped += 1
-                            control.dropped()
-                            continue
-                        stats.add_rollout(item, lag)
-                        batch.append(item)
+                    batch = collect_batch(
+                        control, rollouts, threads, update, s.actor_threads, s.max_staleness, stats
+                    )
                     traj = jax.tree_util.tree_map(
                         lambda *xs: np.concatenate(xs, axis=1), *[b.traj for b in batch]
                     )
@@ -730,18 +803,14 @@ class Sebulba:
                 f"Sebulba stopped: the learner (main thread) raised {type(err).__name__}: {err}"
             ) from err
         finally:
-            control.stop.set()
-            for t in threads:
-                t.join(s.join_timeout)
+            stop_and_join(control, threads, s.join_timeout)
             if ckpt is not None:
                 ckpt.wait()
                 best_ckpt.wait()
             for env in getattr(self, "_eval_envs", {}).values():
                 env.close()
             self._eval_envs = {}
-        hung = [t.name for t in threads if t.is_alive()]
-        if hung:
-            raise SebulbaError(f"Sebulba: threads still running after shutdown: {hung}")
+        check_joined(threads)
         wall = time.perf_counter() - t_start
         done = end * steps_per_interval
         trained = (end - start) * steps_per_interval
