@@ -350,5 +350,8 @@ def test_rng_draws_equal_jax_random():
     ref = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32, -0.0625, 0.125))(keys)
     assert bool(jnp.all(u == ref))
     # Typed keys take jax.random's own path (same values).
-    typed = jax.random.wrap_key_data(keys[0])
-    assert bool(jnp.all(jax.random.key_data(rng.split(typed, 2)) == split[0, :2]))
+    typed = jax.random.wrap_key_data(keys)
+    assert bool(jnp.all(jax.random.key_data(rng.split(typed[0], 2)) == split[0, :2]))
+    assert bool(jnp.all(jax.random.key_data(rng.split_many(typed, 3)) == many))
+    assert bool(jnp.all(jax.random.key_data(rng.split_index(typed, 2, 3)) == one))
+    assert bool(jnp.all(rng.uniform(typed, -0.0625, 0.125) == ref))

@@ -48,6 +48,14 @@ def fast() -> bool:
     )
 
 
+def _map(fn, keys):
+    """`fn` over every key of `keys` (raw `(..., 2)` or typed `(...)`), by nested vmaps."""
+    typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    for _ in range(keys.ndim if typed else keys.ndim - 1):
+        fn = jax.vmap(fn)
+    return fn(keys)
+
+
 def _raw(key) -> bool:
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     return key.dtype == jnp.uint32 and key.shape[-1:] == (2,)
@@ -65,9 +73,7 @@ def split(key, num: int = 2):
 def split_many(keys, num: int):
     """`vmap(split)(keys, num)` over raw keys `(..., 2)`: `(..., num, 2)`."""
     if not (fast() and _raw(keys)):
-        flat = keys.reshape(-1, keys.shape[-1])
-        out = jax.vmap(lambda k: jax.random.split(k, num))(flat)
-        return out.reshape(*keys.shape[:-1], num, 2)
+        return _map(lambda k: jax.random.split(k, num), keys)
     lo = jnp.arange(num, dtype=jnp.uint32)
     b1, b2 = threefry2x32(keys[..., 0:1], keys[..., 1:2], jnp.zeros_like(lo), lo)
     return jnp.stack([b1, b2], axis=-1)
@@ -77,7 +83,7 @@ def split_index(keys, index: int, num: int):
     """`vmap(lambda k: jax.random.split(k, num)[index])(keys)` over raw keys `(..., 2)`:
     only the one key needed (with JAX's default splitting it does not depend on `num`)."""
     if not (fast() and _raw(keys)):
-        return split_many(keys, num)[..., index, :]
+        return _map(lambda k: jax.random.split(k, num)[index], keys)
     zero, i = jnp.zeros((), jnp.uint32), jnp.full((), index, jnp.uint32)
     b1, b2 = threefry2x32(keys[..., 0], keys[..., 1], zero, i)
     return jnp.stack([b1, b2], axis=-1)
@@ -87,9 +93,7 @@ def uniform(keys, minval: float = 0.0, maxval: float = 1.0):
     """`jax.random.uniform(k, (), jnp.float32, minval, maxval)` for every raw key of `keys`
     `(..., 2)`: float32 `(...)`."""
     if not (fast() and _raw(keys)):
-        flat = keys.reshape(-1, keys.shape[-1])
-        draw = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32, minval, maxval))
-        return draw(flat).reshape(keys.shape[:-1])
+        return _map(lambda k: jax.random.uniform(k, (), jnp.float32, minval, maxval), keys)
     zero = jnp.zeros((), jnp.uint32)
     b1, b2 = threefry2x32(keys[..., 0], keys[..., 1], zero, zero)
     bits = b1 ^ b2
