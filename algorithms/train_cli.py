@@ -129,7 +129,7 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
         )
         if name in ("ippo", "mappo"):
             a.add_argument("--recurrent", action="store_true", help="shorthand for --network gru")
-        if name == "ippo":
+        if name in ("ippo", "iql", "vdn"):
             _add_sebulba_arguments(a)
         a.add_argument(
             "--stop-after",
@@ -198,6 +198,7 @@ def _add_sebulba_arguments(parser: argparse.ArgumentParser) -> None:
 def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
     from jaxmarl_envs.algorithms import sebulba, training
 
+    q_family = args.algorithm in ("iql", "vdn")
     try:
         distributed = _initialize_distributed(args)
         settings = sebulba.SebulbaSettings(
@@ -205,7 +206,14 @@ def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
             max_staleness=args.max_staleness,
             queue_size=args.queue_size,
         )
-        run = sebulba.Sebulba(config, settings)
+        if q_family:
+            from jaxmarl_envs.algorithms import sebulba_q
+
+            if args.resume or args.stop_after is not None:
+                raise ValueError("Sebulba Q-learning has no checkpoints: no --resume/--stop-after")
+            run = sebulba_q.SebulbaQ(config, settings)
+        else:
+            run = sebulba.Sebulba(config, settings)
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
@@ -214,9 +222,12 @@ def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
     name = training.default_run_name(config).replace(":", "_").replace("/", "_")
     out = os.path.join(config.out, name)
     try:
-        summary = run.train(
-            out, verbose=not args.quiet, resume=args.resume, stop_after=args.stop_after
-        )
+        if q_family:
+            summary = run.train(out, verbose=not args.quiet)
+        else:
+            summary = run.train(
+                out, verbose=not args.quiet, resume=args.resume, stop_after=args.stop_after
+            )
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
