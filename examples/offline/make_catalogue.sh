@@ -10,7 +10,7 @@
 #
 # Full settings take hours on a few CPU cores (rware: 3-4M training steps); --small trains
 # for minutes (lbf-8x8-2p-2f-coop: about 5 minutes on 2 loaded cores, 600k steps; rware and
-# smax-3m: 1M steps, 10-20 minutes each on 2 loaded cores).
+# smax-3m: 1M steps, rware-tiny-2ag 4M, 10-20 minutes each on 2 loaded cores).
 set -euo pipefail
 OUT=${1:-data}
 EPISODES=${2:-1000}
