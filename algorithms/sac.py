@@ -89,6 +89,12 @@ class SACConfig(training.RunConfig):
         "returns, so episodes that end early (foraging) are not penalised by lost entropy bonus",
     )
     max_grad_norm: float = field(10.0, "global gradient-norm clip")
+    reward_scale: float = field(
+        1.0,
+        "rewards are multiplied by this in the TD targets (Q-values in scaled units; the "
+        "temperature acts on that scale). Below 1 for large returns (Multi-CVRP's distances "
+        "and penalties: 0.02), which Adam's small steps otherwise take long to fit",
+    )
     eval_greedy: bool = field(True, "evaluate with the mode (argmax / tanh of the mean)")
 
 
@@ -155,7 +161,8 @@ def derive(config: SACConfig, num_devices: int | None = None) -> Derived:
     for name in ("rollout_length", "grad_steps", "batch_size", "buffer_size"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
-    for name in ("actor_lr", "critic_lr", "alpha_lr", "max_grad_norm", "init_alpha"):
+    positive = ("actor_lr", "critic_lr", "alpha_lr", "max_grad_norm", "init_alpha", "reward_scale")
+    for name in positive:
         if not getattr(c, name) > 0:
             raise ValueError(f"{name} must be > 0, got {getattr(c, name)}")
     if not 0.0 <= c.gamma <= 1.0:
@@ -618,7 +625,8 @@ class SACLearner:
             next_action = dist.sample(key)  # the other agents' next actions (MASAC)
             q = self.q_values(params.target_critic, next_features, next_action, None)
             next_value = discrete_soft_value(q.min(0), dist.log_probs, batch.next_mask, alpha)
-        return soft_target(batch.reward, batch.terminated, next_value, self.config.gamma)
+        reward = self.config.reward_scale * batch.reward
+        return soft_target(reward, batch.terminated, next_value, self.config.gamma)
 
     def critic_loss(self, critic_params: Any, batch: Transition, target: chex.Array):
         """Mean squared TD error of both critics."""

@@ -106,9 +106,32 @@ def test_isac_beats_random(env_id, total_steps, min_gain):
 @pytest.mark.slow
 def test_ippo_beats_random_multi_cvrp():
     # A smaller gain: IPPO plateaus near -84 against random's -91.8 (5e4 to 2e5 steps), so
-    # 512 episodes (stderr of the difference 1.5) separate the two; ISAC does not beat random
-    # on Multi-CVRP with a short budget (notes: jumanji-learn-results.md).
+    # 512 episodes (stderr of the difference 1.5) separate the two.
     trained, random = _returns(
         ppo, "ippo", "multicvrp-6c-2v", episodes=512, total_steps=50_000, **PPO_SMALL
     )
     _assert_beats_random(trained, random, 3.0)
+
+
+#: ISAC on Multi-CVRP: the step-limit penalty (Jumanji's worst case for unserved customers)
+#: comes up to 12 steps after the choices that cause it while the depot looks free now, so a
+#: short run learns a myopic critic (greedy: stays at the depot, about -280; sampled with
+#: the default temperature: -137 at 4e4 steps). A longer run with faster target networks,
+#: twice the gradient steps, TD targets in units of 0.02 reward and a lower target entropy
+#: learns it (notes: jfam2-results.md).
+SAC_MULTI_CVRP = dict(
+    SAC_SMALL,
+    total_steps=400_000,
+    grad_steps=8,
+    tau=0.05,
+    reward_scale=0.02,
+    target_entropy_scale=0.5,
+)
+
+
+@pytest.mark.slow
+def test_isac_beats_random_multi_cvrp():
+    # Measured (seed 0, 512 episodes): trained -80.7 against random's -91.8, stderr of the
+    # difference 1.4; 4.5 minutes at load 13 (IPPO's check reaches -84).
+    trained, random = _returns(sac, "isac", "multicvrp-6c-2v", episodes=512, **SAC_MULTI_CVRP)
+    _assert_beats_random(trained, random, 5.0)
