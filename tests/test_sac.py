@@ -268,6 +268,24 @@ def test_td_target_bootstraps_only_without_termination(masac_discrete):
     assert not np.allclose(np.asarray(learner.td_target(state.params, moved, key)), t_go)
 
 
+def test_reward_scale_scales_only_the_reward_of_the_td_target(masac_discrete):
+    import copy
+
+    learner, state = masac_discrete
+    batch = _batch(learner, jax.random.PRNGKey(3))
+    key = jax.random.PRNGKey(4)
+    scaled = copy.copy(learner)  # a frozen dataclass: same networks, only the config differs
+    object.__setattr__(scaled, "config", dataclasses.replace(learner.config, reward_scale=0.25))
+    ended = batch.replace(terminated=jnp.ones_like(batch.terminated))
+    t_end = np.asarray(scaled.td_target(state.params, ended, key))
+    assert np.allclose(t_end, 0.25 * np.asarray(batch.reward), atol=1e-6)
+    going = batch.replace(terminated=jnp.zeros_like(batch.terminated))
+    t_go = np.asarray(learner.td_target(state.params, going, key))
+    t_go_scaled = np.asarray(scaled.td_target(state.params, going, key))
+    # The bootstrapped part is unchanged: the difference is 0.75 of the reward.
+    assert np.allclose(t_go - t_go_scaled, 0.75 * np.asarray(batch.reward), atol=1e-5)
+
+
 def test_td_target_is_masked_expected_value(masac_discrete):
     """The learner's target equals r + gamma * sum over legal a of pi(a) (min Q_targ(a) -
     alpha log pi(a)), whatever the target critics say about the masked action."""
@@ -427,6 +445,7 @@ def test_unbounded_continuous_actions_are_rejected():
         (dict(buffer_size=64, num_envs=16, rollout_length=8), "must hold one rollout"),
         (dict(actor_lr=0.0), "actor_lr must be > 0"),
         (dict(init_alpha=-1.0), "init_alpha must be > 0"),
+        (dict(reward_scale=0.0), "reward_scale must be > 0"),
         (dict(target_entropy_scale=1.5), "target_entropy_scale"),
         (dict(learning_starts=-1), "learning_starts must be >= 0"),
         (dict(learning_starts=10**9), "leaves no training"),
