@@ -331,6 +331,9 @@ class SebulbaQ:
                     batch = collect_batch(
                         control, rollouts, threads, update, s.actor_threads, s.max_staleness, stats
                     )
+                    # Thread order, not arrival order: each thread owns the same replay rows
+                    # (with max_staleness 0 a run is then reproducible).
+                    batch.sort(key=lambda b: b.thread)
                     items = jax.tree_util.tree_map(
                         lambda *xs: np.concatenate(xs, axis=1), *[b.traj[0] for b in batch]
                     )
