@@ -525,3 +525,12 @@ def test_baselines_sweep_file_is_valid():
         sac = j.algorithm in ("isac", "masac")
         continuous = sac and j.task == "mpe-simple_spread"
         assert j.env_id == ("mpe-simple_spread-continuous" if continuous else j.task)
+        # The Q family gets q_learning.RWARE_SETTINGS on the warehouse, its defaults elsewhere.
+        if j.algorithm in ("iql", "vdn", "qmix"):
+            warehouse = j.task.startswith("rware")
+            from jaxmarl_envs.algorithms.q_learning import RWARE_SETTINGS
+
+            default = type(j.config)()
+            for key, value in RWARE_SETTINGS.items():
+                assert getattr(j.config, key) == (value if warehouse else getattr(default, key))
+            assert j.config.eval_greedy == (not warehouse)
