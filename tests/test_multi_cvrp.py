@@ -275,21 +275,3 @@ def test_render_and_gif(tmp_path):
     path = env.animate(states, str(tmp_path / "cvrp.gif"))
     assert len(imageio.mimread(path)) == len(states)
     env.close()
-
-
-@pytest.mark.parametrize(
-    "shape,lo,hi", [((21,), 0, 10), ((7, 3), -5, 70_000), ((), 0, 1), ((151,), 0, 2**31 - 1)]
-)
-def test_generator_randint_matches_jax_random(shape, lo, hi):
-    """The generator's unrolled-Threefry `randint` gives `jax.random.randint`'s values
-    (jitted and vmapped, and eagerly), and falls back for other key implementations."""
-    from jaxmarl_envs.multi_cvrp.generator import randint
-
-    keys = jax.random.split(jax.random.PRNGKey(3), 64)
-    ref = jax.vmap(lambda k: jax.random.randint(k, shape, lo, hi, jnp.int32))(keys)
-    got = jax.jit(jax.vmap(lambda k: randint(k, shape, lo, hi)))(keys)
-    assert got.dtype == jnp.int32 and np.array_equal(np.asarray(got), np.asarray(ref))
-    assert np.array_equal(np.asarray(randint(keys[5], shape, lo, hi)), np.asarray(ref[5]))
-    rbg = jax.random.key(5, impl="rbg")
-    want = jax.random.randint(rbg, shape, lo, hi, jnp.int32)
-    assert np.array_equal(np.asarray(randint(rbg, shape, lo, hi)), np.asarray(want))

@@ -331,27 +331,3 @@ def test_render_and_animate(tmp_path, monkeypatch):
 
     big = SmaxViewer(env, 200, show_sight=True).render(state)
     assert big.shape == (200, 200, 3)
-
-
-def test_rng_draws_equal_jax_random():
-    """`smax.rng` (the written-out Threefry hash of the step's draws) returns exactly what
-    `jax.random` returns: splits, per-key splits and uniform floats, jitted and batched."""
-    from jaxmarl_envs.smax import rng
-
-    keys = jax.random.split(jax.random.PRNGKey(7), 64)
-    assert rng.fast()
-    split = jax.jit(jax.vmap(lambda k: rng.split(k, 5)))(keys)
-    assert bool(jnp.all(split == jax.vmap(lambda k: jax.random.split(k, 5))(keys)))
-    many = jax.jit(lambda k: rng.split_many(k, 3))(keys)
-    assert bool(jnp.all(many == jax.vmap(lambda k: jax.random.split(k, 3))(keys)))
-    one = jax.jit(lambda k: rng.split_index(k, 2, 3))(keys)
-    assert bool(jnp.all(one == many[:, 2]))
-    u = jax.jit(lambda k: rng.uniform(k, -0.0625, 0.125))(keys)
-    ref = jax.vmap(lambda k: jax.random.uniform(k, (), jnp.float32, -0.0625, 0.125))(keys)
-    assert bool(jnp.all(u == ref))
-    # Typed keys take jax.random's own path (same values).
-    typed = jax.random.wrap_key_data(keys)
-    assert bool(jnp.all(jax.random.key_data(rng.split(typed[0], 2)) == split[0, :2]))
-    assert bool(jnp.all(jax.random.key_data(rng.split_many(typed, 3)) == many))
-    assert bool(jnp.all(jax.random.key_data(rng.split_index(typed, 2, 3)) == one))
-    assert bool(jnp.all(rng.uniform(typed, -0.0625, 0.125) == ref))

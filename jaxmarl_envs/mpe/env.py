@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmarl_envs import specs
+from jaxmarl_envs import rng, specs
 from jaxmarl_envs.env import Environment
-from jaxmarl_envs.mpe import constants, rng
+from jaxmarl_envs.mpe import constants
 from jaxmarl_envs.mpe.scenario import SCENARIOS, Scenario, check_int
 from jaxmarl_envs.mpe.types import Observation, State
 from jaxmarl_envs.mpe.world import physics_step, scaled

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmarl_envs.mpe import rng
+from jaxmarl_envs import rng
 from jaxmarl_envs.mpe.types import State
 from jaxmarl_envs.mpe.world import World
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmarl_envs.mpe import rng
+from jaxmarl_envs import rng
 from jaxmarl_envs.multi_cvrp import constants as C
 from jaxmarl_envs.multi_cvrp.types import State
 
@@ -107,33 +107,6 @@ def problem_from_settings(num_customers: int, num_vehicles: int) -> Problem:
     )
 
 
-def randint(key: chex.PRNGKey, shape: tuple[int, ...], minval: int, maxval: int) -> chex.Array:
-    """`jax.random.randint(key, shape, minval, maxval)` (int32), identical values.
-
-    With the default Threefry keys the bits come from the unrolled hash of
-    `jaxmarl_envs.mpe.rng` (one fused kernel instead of XLA's rolled loops on CPU), then go
-    through `jax.random`'s own arithmetic: two 32-bit draws from a split key, combined modulo
-    the span. Anything else falls back to `jax.random.randint`.
-    """
-    shape = tuple(int(s) for s in shape)
-    data, _ = rng._fast_key(key)
-    if data is None or not (np.iinfo(np.int32).min <= minval < maxval <= np.iinfo(np.int32).max):
-        return jax.random.randint(key, shape, minval, maxval, jnp.int32)
-    size = int(np.prod(shape, dtype=np.int64))
-    hi, lo = np.zeros((size,), np.uint32), np.arange(size, dtype=np.uint32)
-    k = rng.split(data)  # (2, 2): the keys of the higher and the lower bits
-
-    def bits(sub):
-        b1, b2 = rng.threefry2x32(sub[0], sub[1], hi, lo)
-        return (b1 ^ b2).reshape(shape)
-
-    span = maxval - minval  # jax.random's uint32 arithmetic, done here in Python
-    multiplier = 2**16 % span
-    multiplier, span = np.uint32((multiplier * multiplier & 0xFFFFFFFF) % span), np.uint32(span)
-    offset = (bits(k[0]) % span) * multiplier + bits(k[1]) % span
-    return minval + (offset % span).astype(jnp.int32)
-
-
 def action_mask(demands: chex.Array, capacities: chex.Array) -> chex.Array:
     """`(N, C + 1)` bool: a customer with demand that fits in the vehicle, or the depot."""
     depot = jnp.arange(demands.shape[-1]) == C.DEPOT  # elementwise: fuses under vmap
@@ -199,12 +172,12 @@ class UniformRandomGenerator(Generator):
     def __call__(self, key: chex.PRNGKey) -> State:
         p = self.problem
         nodes = p.num_nodes
-        # `rng.split` / `rng.uniform` / `randint`: `jax.random`'s values from an unrolled
+        # `rng.split` / `rng.uniform` / `rng.randint`: `jax.random`'s values from an unrolled
         # Threefry (XLA's rolled loops on CPU made these draws most of an auto-reset).
         problem_key, key = rng.split(key)
         k_coord, k_demand, k_window, k_early, k_late = rng.split(problem_key, 5)
         coordinates = rng.uniform(k_coord, (nodes, 2), 0.0, p.map_max)
-        demands = randint(k_demand, (nodes,), 0, p.demand_max)
+        demands = rng.randint(k_demand, (nodes,), 0, p.demand_max)
         demands = demands.at[C.DEPOT].set(0)
         total = jnp.sum(demands)
         scale = (p.max_capacity * p.num_vehicles) / jnp.maximum(total, 1)

@@ -10,10 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmarl_envs import specs
+from jaxmarl_envs import rng, specs
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.smax import constants as C
-from jaxmarl_envs.smax import rng
 from jaxmarl_envs.smax.generator import Generator, ScenarioGenerator
 from jaxmarl_envs.smax.heuristic import EnemyPolicy, FunctionPolicy, HeuristicPolicy
 from jaxmarl_envs.smax.scenarios import Scenario, get_scenario
@@ -500,7 +499,7 @@ class SMAX(Environment[State]):
             world_keys.append(world_key)
         unit_keys = rng.split_many(jnp.stack(world_keys), self.num_units)  # (S, U, 2)
         tps = self.time_per_step
-        return rng.uniform(unit_keys, -tps, 2 * tps)
+        return rng.uniform_each(unit_keys, -tps, 2 * tps)
 
     def _push_apart(self, pos, alive, types) -> chex.Array:
         """Live overlapping units push each other apart (half the overlap each); dead units

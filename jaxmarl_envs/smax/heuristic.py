@@ -9,8 +9,8 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmarl_envs import rng
 from jaxmarl_envs.smax import constants as C
-from jaxmarl_envs.smax import rng
 from jaxmarl_envs.smax.types import HeuristicState
 
 
@@ -150,5 +150,5 @@ def _masked_choice(keys: chex.Array, mask: chex.Array) -> chex.Array:
     weights = mask.astype(jnp.float32)
     p = weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1.0)
     p_cuml = jnp.cumsum(p, axis=-1)
-    r = p_cuml[:, -1:] * (1 - rng.uniform(keys))[:, None]
+    r = p_cuml[:, -1:] * (1 - rng.uniform_each(keys))[:, None]
     return jnp.sum(p_cuml < r, axis=-1).astype(jnp.int32)

@@ -7,7 +7,7 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmarl_envs.mpe import rng
+from jaxmarl_envs import rng
 from jaxmarl_envs.mpe.scenario import Scenario, check_int, register_scenario
 from jaxmarl_envs.mpe.scenarios.simple_tag import boundary_penalty, collisions
 from jaxmarl_envs.mpe.types import State
