@@ -333,6 +333,22 @@ def collect_batch(
     return batch
 
 
+def learner_failure(control: _Control, progress: Any, err: BaseException) -> BaseException:
+    """What the learner loop raises for `err`: Sebulba's own errors, Ctrl-C (announced on
+    `progress`) and other non-`Exception`s as they are; any other exception is recorded as the
+    learner's failure (so the actors stop) and wrapped in a `SebulbaError` naming it."""
+    if isinstance(err, KeyboardInterrupt):
+        progress.message("Sebulba: interrupted; stopping the actor threads")
+    if isinstance(err, SebulbaError) or not isinstance(err, Exception):
+        return err
+    control.fail("the learner (main thread)", err)
+    wrapped = SebulbaError(
+        f"Sebulba stopped: the learner (main thread) raised {type(err).__name__}: {err}"
+    )
+    wrapped.__cause__ = err
+    return wrapped
+
+
 def stop_and_join(control: _Control, threads, join_timeout: float) -> None:
     """Stops every thread and joins each for at most `join_timeout` seconds."""
     control.stop.set()
@@ -792,16 +808,8 @@ class Sebulba:
                     if mean_return > best_mean:
                         best_ckpt.save(interval + 1, params.actor, meta)
                 best_mean = max(best_mean, mean_return)
-        except SebulbaError:
-            raise
-        except KeyboardInterrupt:
-            progress.message("Sebulba: interrupted; stopping the actor threads")
-            raise
-        except Exception as err:
-            control.fail("the learner (main thread)", err)
-            raise SebulbaError(
-                f"Sebulba stopped: the learner (main thread) raised {type(err).__name__}: {err}"
-            ) from err
+        except BaseException as err:
+            raise learner_failure(control, progress, err)  # noqa: B904 (it chains err)
         finally:
             stop_and_join(control, threads, s.join_timeout)
             if ckpt is not None:

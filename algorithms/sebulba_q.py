@@ -51,6 +51,7 @@ from jaxmarl_envs.algorithms.sebulba import (
     check_joined,
     collect_batch,
     host_env_factory,
+    learner_failure,
     put_rollout,
     start_actors,
     stop_and_join,
@@ -398,16 +399,8 @@ class SebulbaQ:
                 best_agent, cfg.eval_episodes * cfg.absolute_metric_factor, cfg.seed + 104_729
             )
             logger.log_absolute(absolute)
-        except SebulbaError:
-            raise
-        except KeyboardInterrupt:
-            progress.message("Sebulba: interrupted; stopping the actor threads")
-            raise
-        except Exception as err:
-            control.fail("the learner (main thread)", err)
-            raise SebulbaError(
-                f"Sebulba stopped: the learner (main thread) raised {type(err).__name__}: {err}"
-            ) from err
+        except BaseException as err:
+            raise learner_failure(control, progress, err)  # noqa: B904 (it chains err)
         finally:
             stop_and_join(control, threads, s.join_timeout)
             for env in self.__dict__.pop("_eval_envs", {}).values():

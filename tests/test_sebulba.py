@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import signal
 import threading
+import types
 
 import gymnasium
 import jax
@@ -330,3 +331,23 @@ def test_sebulba_ippo_solves_numpy_lbforaging(tmp_path):
         ]
     )
     assert summary["best_return"] >= 0.9, summary["history"]
+
+
+def test_learner_failure_wraps_only_foreign_exceptions():
+    """The learner loop's exception mapping: a foreign error stops the actors (the control's
+    stop event and first failure) and becomes one SebulbaError naming it, chained; Sebulba's own
+    errors and Ctrl-C pass unchanged (Ctrl-C announced)."""
+    messages = []
+    progress = types.SimpleNamespace(message=messages.append)
+    control = sebulba._Control(per_update=1, max_staleness=0)
+    own = sebulba.SebulbaError("actor 0 failed")
+    assert sebulba.learner_failure(control, progress, own) is own
+    assert not control.stop.is_set() and messages == []
+    interrupt = KeyboardInterrupt()
+    assert sebulba.learner_failure(control, progress, interrupt) is interrupt
+    assert messages == ["Sebulba: interrupted; stopping the actor threads"]
+    err = ValueError("bad batch")
+    wrapped = sebulba.learner_failure(control, progress, err)
+    assert isinstance(wrapped, sebulba.SebulbaError) and wrapped.__cause__ is err
+    assert "learner (main thread) raised ValueError: bad batch" in str(wrapped)
+    assert control.stop.is_set() and control.failure[1] is err
