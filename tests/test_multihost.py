@@ -119,6 +119,28 @@ def _launch(cmd: list[str], port: int, process_id: int) -> subprocess.Popen:
     )
 
 
+def kill_peer_once_training(cmd: list[str]) -> tuple[int, str, float]:
+    """Runs `cmd` as processes 0 and 1 on a localhost coordinator, kills process 1 (SIGKILL, as
+    a crashed host) at process 0's first progress line, and returns process 0's
+    `(return code, output, seconds from the kill to its exit)`."""
+    port = _free_port()
+    procs = [_launch(cmd, port, i) for i in range(2)]
+    try:
+        first_line = procs[0].stdout.readline()
+        while first_line and not first_line.startswith("["):  # the first progress line
+            first_line = procs[0].stdout.readline()
+        assert first_line, "process 0 ended before training"
+        procs[1].kill()
+        killed = time.monotonic()
+        output = procs[0].communicate(timeout=180)[0]
+        seconds = time.monotonic() - killed
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return procs[0].returncode, output, seconds
+
+
 def run_two_processes(algo: str, out: str, timeout: float = 540):
     """Runs the worker as processes 0 and 1 on a localhost coordinator; returns
     `(return codes, outputs)`."""
@@ -185,27 +207,13 @@ def test_dead_peer_stops_the_survivor_with_an_error(tmp_path):
     """`jaxmarl train` on 2 processes; process 1 is killed (SIGKILL, as a crashed host) once
     training runs. Process 0 stops with a non-zero status and one line naming the failure,
     in bounded time, instead of hanging in a collective."""
-    port = _free_port()
     cmd = [sys.executable, "-m", "jaxmarl_envs.algorithms.cli", "train", "ippo"]
     cmd += ["--env", "matrix-climbing", "--total-steps", "2000000", "--num-envs", "2"]
     cmd += ["--rollout-length", "4", "--num-evaluations", "100000", "--eval-episodes", "2"]
     cmd += ["--hidden-sizes", "8", "--no-gif", "--no-plots", "--checkpoint-keep", "0"]
     cmd += ["--out", str(tmp_path)]
-    procs = [_launch(cmd, port, i) for i in range(2)]
-    try:
-        first_line = procs[0].stdout.readline()
-        while first_line and not first_line.startswith("["):  # the first progress line
-            first_line = procs[0].stdout.readline()
-        assert first_line, "process 0 ended before training"
-        procs[1].kill()
-        killed = time.monotonic()
-        output = procs[0].communicate(timeout=180)[0]
-        seconds = time.monotonic() - killed
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert procs[0].returncode == 1, output[-3000:]
+    returncode, output, seconds = kill_peer_once_training(cmd)
+    assert returncode == 1, output[-3000:]
     assert "jaxmarl train: process 0 of 2 stopped (a peer process failed" in output
     assert seconds < 60, f"survivor took {seconds:.0f} s to stop"
 

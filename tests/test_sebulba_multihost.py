@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import pytest
-from test_multihost import _free_port, _launch
+from test_multihost import _free_port, _launch, kill_peer_once_training
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -119,27 +118,13 @@ def test_sebulba_dead_peer_stops_the_survivor_with_an_error(tmp_path):
     """`jaxmarl train --architecture sebulba` on 2 processes; process 1 is killed (SIGKILL)
     once training runs: process 0 stops with status 1 and one line naming the failure within
     bounded time (its learner's next collective fails), its actor threads stopped."""
-    port = _free_port()
     cmd = [sys.executable, "-m", "jaxmarl_envs.algorithms.cli", "train", "ippo"]
     cmd += ["--architecture", "sebulba", "--env", "matrix-climbing", "--num-envs", "4"]
     cmd += ["--total-steps", "2000000", "--rollout-length", "4", "--num-evaluations", "100000"]
     cmd += ["--eval-episodes", "2", "--hidden-sizes", "8", "--no-gif", "--no-plots"]
     cmd += ["--checkpoint-keep", "0", "--out", str(tmp_path)]
-    procs = [_launch(cmd, port, i) for i in range(2)]
-    try:
-        line = procs[0].stdout.readline()
-        while line and not line.startswith("["):  # the first progress line
-            line = procs[0].stdout.readline()
-        assert line, "process 0 ended before training"
-        procs[1].kill()
-        killed = time.monotonic()
-        output = procs[0].communicate(timeout=180)[0]
-        seconds = time.monotonic() - killed
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert procs[0].returncode == 1, output[-3000:]
+    returncode, output, seconds = kill_peer_once_training(cmd)
+    assert returncode == 1, output[-3000:]
     assert "jaxmarl train: Sebulba stopped: the learner (main thread) raised" in output
     assert output.count("Sebulba stopped") == 1, output[-3000:]
     assert seconds < 60, f"survivor took {seconds:.0f} s to stop"
