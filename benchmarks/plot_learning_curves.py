@@ -15,7 +15,7 @@ import numpy as np
 from jaxmarl_envs.algorithms.evaluation import merge_results, task_curves
 
 
-def _elapsed(runs: dict) -> np.ndarray:
+def mean_elapsed(runs: dict) -> np.ndarray:
     """Mean wall-clock seconds at each logged step over runs (x axis of the time panel)."""
     per_run = []
     for run in runs.values():
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             mean, lo, hi = per_seed.mean(0), per_seed.min(0), per_seed.max(0)
             runs = data[env][task][name]
             label = f"{name}: mean of {values.shape[0]} seeds, range shaded"
-            for row, x in enumerate((curves.step_counts[name], _elapsed(runs))):
+            for row, x in enumerate((curves.step_counts[name], mean_elapsed(runs))):
                 ax = axes[row, col]
                 (line,) = ax.plot(x, mean, label=label, linewidth=2)
                 ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from plot_learning_curves import mean_elapsed  # benchmarks/ is on sys.path when run
 
 from jaxmarl_envs.algorithms.evaluation import merge_results, task_curves
 from jaxmarl_envs.algorithms.evaluation.statistics import (
@@ -21,15 +22,6 @@ from jaxmarl_envs.algorithms.evaluation.statistics import (
 
 #: One colour per algorithm across every panel.
 COLOURS = {"ippo": "C0", "mappo": "C1", "rec_ippo": "C2", "rec_mappo": "C3"}
-
-
-def _elapsed(runs: dict) -> np.ndarray:
-    """Mean wall-clock seconds (after the first evaluation) at each logged step over runs."""
-    per_run = []
-    for run in runs.values():
-        steps = sorted((k for k in run if k.startswith("step_")), key=lambda k: int(k[5:]))
-        per_run.append([run[k].get("elapsed_time", np.nan) for k in steps])
-    return np.nanmean(np.asarray(per_run, np.float64), axis=0)
 
 
 def _absolute(runs: dict, metric: str) -> np.ndarray | None:
@@ -93,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (point, lower, upper) in bands.items():
             runs = data[env][task][name]
             seeds = curves.values[name].shape[0]
-            x_steps, x_time = curves.step_counts[name], _elapsed(runs)
+            x_steps, x_time = curves.step_counts[name], mean_elapsed(runs)
             for row, x in enumerate((x_steps, x_time)):
                 ax = axes[row, col]
                 (line,) = ax.plot(
