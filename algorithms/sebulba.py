@@ -333,6 +333,21 @@ def collect_batch(
     return batch
 
 
+def config_extra(config: Any, settings: SebulbaSettings, derived: Any, env_info: Any, **more):
+    """The Sebulba fields of a run's `config.json` (next to the learner's config): settings,
+    budget, derived sizes and the environment, then `more`, then the JAX version."""
+    return {
+        "architecture": "sebulba",
+        "sebulba": dataclasses.asdict(settings),
+        "total_steps_requested": config.total_steps,
+        "total_steps": derived.total_steps,
+        "derived": dataclasses.asdict(derived),
+        "env": dataclasses.asdict(env_info),
+        **more,
+        "jax_version": jax.__version__,
+    }
+
+
 def learner_failure(control: _Control, progress: Any, err: BaseException) -> BaseException:
     """What the learner loop raises for `err`: Sebulba's own errors, Ctrl-C (announced on
     `progress`) and other non-`Exception`s as they are; any other exception is recorded as the
@@ -689,17 +704,14 @@ class Sebulba:
             save_config(
                 cfg,
                 os.path.join(out, "config.json"),
-                extra={
-                    "architecture": "sebulba",
-                    "sebulba": dataclasses.asdict(s),
-                    "total_steps_requested": cfg.total_steps,
-                    "total_steps": d.total_steps,
-                    "derived": dataclasses.asdict(d),
-                    "env": dataclasses.asdict(self.env_info),
-                    "num_processes": procs,
-                    "learner_devices": [str(dev) for dev in self.mesh.devices.flat],
-                    "jax_version": jax.__version__,
-                },
+                extra=config_extra(
+                    cfg,
+                    s,
+                    d,
+                    self.env_info,
+                    num_processes=procs,
+                    learner_devices=[str(dev) for dev in self.mesh.devices.flat],
+                ),
             )
             if start:
                 training._prune_results(

@@ -26,7 +26,6 @@ environments give no global state for its mixer).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import queue
@@ -50,6 +49,7 @@ from jaxmarl_envs.algorithms.sebulba import (
     check_common,
     check_joined,
     collect_batch,
+    config_extra,
     host_env_factory,
     learner_failure,
     put_rollout,
@@ -287,15 +287,7 @@ class SebulbaQ:
         save_config(
             cfg,
             os.path.join(out, "config.json"),
-            extra={
-                "architecture": "sebulba",
-                "sebulba": dataclasses.asdict(s),
-                "total_steps_requested": cfg.total_steps,
-                "total_steps": d.total_steps,
-                "derived": dataclasses.asdict(d),
-                "env": dataclasses.asdict(self.env_info),
-                "jax_version": jax.__version__,
-            },
+            extra=config_extra(cfg, s, d, self.env_info),
         )
         run = f"seed_{cfg.seed}"
         logger = JsonLogger(
