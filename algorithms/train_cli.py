@@ -217,7 +217,6 @@ def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
     except ValueError as err:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
-    import jax
 
     name = training.default_run_name(config).replace(":", "_").replace("/", "_")
     out = os.path.join(config.out, name)
@@ -232,19 +231,14 @@ def _cmd_train_sebulba(args: argparse.Namespace, config: Any) -> int:
         print(f"jaxmarl train: {err}", file=sys.stderr)
         return 2
     except sebulba.SebulbaError as err:
+        if distributed:
+            _exit_stopped_process(f"jaxmarl train: {err}")
         print(f"jaxmarl train: {err}", file=sys.stderr, flush=True)
-        if distributed:  # skip JAX's exit barrier, which would wait for the stopped peers
-            sys.stdout.flush()
-            os._exit(1)
         return 1
     except KeyboardInterrupt:
         print("jaxmarl train: interrupted (actor threads stopped)", file=sys.stderr)
         return 130
-    primary = jax.process_index() == 0
-    if args.plots and summary["finished"] and primary:
-        _write_plots(out, quiet=args.quiet)
-    if not args.quiet and primary:
-        print(f"results in {out}")
+    _finish(args, out, summary)
     return 0
 
 
@@ -328,22 +322,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not distributed:
             raise
         # A peer that died or hung shows up here as a failed collective or barrier.
-        print(
+        _exit_stopped_process(
             f"jaxmarl train: process {jax.process_index()} of {jax.process_count()} stopped "
-            f"(a peer process failed or lost contact): {type(err).__name__}: {err}",
-            file=sys.stderr,
-            flush=True,
+            f"(a peer process failed or lost contact): {type(err).__name__}: {err}"
         )
-        sys.stdout.flush()
-        # Skip JAX's exit-time shutdown barrier: it would wait for the dead peer until the
-        # heartbeat timeout and then abort the process.
-        os._exit(1)
+    _finish(args, out, summary)
+    return 0 if summary["run_dir"] else 1
+
+
+def _exit_stopped_process(message: str) -> None:
+    """Prints `message` and exits with status 1 at once, skipping JAX's exit-time shutdown
+    barrier: it would wait for the dead or stopped peer processes until the heartbeat timeout
+    and then abort the process."""
+    print(message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def _finish(args: argparse.Namespace, out: str, summary: dict) -> None:
+    """Process 0 of a finished run writes the plots and names the run folder."""
+    import jax
+
     primary = jax.process_index() == 0
     if args.plots and summary["finished"] and primary:
         _write_plots(out, quiet=args.quiet)
     if not args.quiet and primary:
         print(f"results in {out}")
-    return 0 if summary["run_dir"] else 1
 
 
 def _write_plots(run: str | Path, quiet: bool) -> None:
