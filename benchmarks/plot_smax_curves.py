@@ -14,6 +14,7 @@ import numpy as np
 from plot_learning_curves import mean_elapsed  # benchmarks/ is on sys.path when run
 
 from jaxmarl_envs.algorithms.evaluation import merge_results, task_curves
+from jaxmarl_envs.algorithms.evaluation.processing import natural_key
 from jaxmarl_envs.algorithms.evaluation.statistics import (
     bootstrap_interval,
     metric_statistic,
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the merged results with every per-episode list replaced by its mean "
         "(a few KB, enough to redraw the figure and the table)",
     )
+    parser.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="also print each run's value at every evaluation (and its absolute metric)",
+    )
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -74,14 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.6 * len(tasks), 5.6), squeeze=False)
     iqm = metric_statistic("iqm")
     label = args.metric.replace("_", " ")
+    # The table also carries the final evaluation return when the figure shows another metric.
+    extra = "episode_return" if args.metric != "episode_return" else None
+    extra_head = "| final return IQM [95% CI] " if extra else ""
     print(
         f"| task | algorithm | seeds | steps per seed | final {label} IQM [95% CI] "
-        f"| absolute {label} IQM [95% CI] | wall-clock s (first to last evaluation) |"
+        f"| absolute {label} IQM [95% CI] {extra_head}| wall-clock s (first to last evaluation) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---" * (8 if extra else 7) + "|")
     for col, (env, task) in enumerate(tasks):
         curves = task_curves(data, env, task, args.metric)
         bands = sample_efficiency_curves(curves.values, "iqm", reps=args.reps)
+        extra_bands = {}
+        if extra:
+            extra_curves = task_curves(data, env, task, extra)
+            extra_bands = sample_efficiency_curves(extra_curves.values, "iqm", reps=args.reps)
         for name, (point, lower, upper) in bands.items():
             runs = data[env][task][name]
             seeds = curves.values[name].shape[0]
@@ -96,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
             abs_text = "-"
             if absolute is not None:
                 abs_text = _fmt(*bootstrap_interval(absolute, iqm, reps=args.reps))
+            extra_text = ""
+            if extra:
+                e_point, e_lower, e_upper = extra_bands[name]
+                extra_text = f"{_fmt(e_point[-1], e_lower[-1], e_upper[-1])} | "
             print(
                 f"| {task} | {name} | {seeds} | {int(x_steps[-1]):,} | "
-                f"{_fmt(point[-1], lower[-1], upper[-1])} | {abs_text} | {x_time[-1]:.0f} |"
+                f"{_fmt(point[-1], lower[-1], upper[-1])} | {abs_text} | {extra_text}"
+                f"{x_time[-1]:.0f} |"
             )
         axes[0, col].set_title(task)
         axes[0, col].set_xlabel("environment steps (per seed)")
@@ -113,6 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     fig.tight_layout()
     fig.savefig(args.out, dpi=72)
     print(f"wrote {args.out}")
+    if args.per_seed:
+        for env, task in tasks:
+            curves = task_curves(data, env, task, args.metric)
+            for name, values in curves.values.items():
+                steps = curves.step_counts[name] / 1e6
+                every = f" (every {steps[1] - steps[0]:.2f}M)" if len(steps) > 1 else ""
+                print(f"    {name} {task}  steps {steps[0]:.2f}M .. {steps[-1]:.2f}M{every}")
+                runs = data[env][task][name]
+                for run, row in zip(sorted(runs, key=natural_key), values[:, 0], strict=True):
+                    absolute = runs[run].get("absolute_metrics", {}).get(args.metric)
+                    tail = f" | absolute {np.mean(absolute):.3f}" if absolute is not None else ""
+                    print(f"       {run} " + " ".join(f"{v:.2f}" for v in row) + tail)
     return 0
 
 
