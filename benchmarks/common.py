@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmarl_envs.rollout import random_action
+from jaxmarl_envs.types import StepType
 
 #: Steps per environment in one timed call (one `lax.scan`).
 SCAN_STEPS = 100
@@ -384,19 +385,28 @@ def make_python_loop(
     mask_of: Callable,
     steps: int,
     obs_of: Callable = observation_and_reward,
+    *,
+    reset_on_last: bool = False,
 ) -> Callable:
     """Batch-1 user loop: `run(key) -> checksum` resets one environment, then steps a jitted
-    single-environment step (auto-resetting) `steps` times from Python.
+    single-environment step `steps` times from Python.
 
     Each step the observation is consumed as a user would (`np.asarray` of every array of
     `obs_of(ts)`, summed into the checksum) and the random legal action is computed outside
     JAX with numpy from that action mask.
+
+    `step` auto-resets by default. With `reset_on_last=True`, `step` is an environment's own
+    step (no auto-reset) and the loop resets from Python, Gymnasium style: it reads the
+    timestep's `step_type` every step and calls the jitted `reset` with a fresh key when it
+    is LAST (so every episode is still played to its end and reset, and the reset's cost is
+    timed).
     """
     j_reset, j_step = jax.jit(reset), jax.jit(step)
 
     def run(key):
         rng = np.random.default_rng(np.asarray(key).ravel().tolist())
-        state, ts = j_reset(key)
+        key, sub = jax.random.split(key)
+        state, ts = j_reset(sub)
         total = 0.0
         for _ in range(steps):
             mask = np.asarray(mask_of(ts))
@@ -404,6 +414,9 @@ def make_python_loop(
             action = np.argmax(scores, axis=-1).astype(np.int32)
             state, ts = j_step(state, action)
             total += sum(float(np.asarray(x).sum()) for x in jax.tree_util.tree_leaves(obs_of(ts)))
+            if reset_on_last and int(ts.step_type) == StepType.LAST:
+                key, sub = jax.random.split(key)
+                state, ts = j_reset(sub)
         return total
 
     return run
