@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import shutil
 from pathlib import Path
 
 import jax
@@ -43,6 +44,35 @@ def _files_equal(a: Path, b: Path) -> bool:
     return names == sorted(os.listdir(b)) and all(
         filecmp.cmp(a / n, b / n, shallow=False) for n in names
     )
+
+
+def test_a_moved_folder_of_policy_and_dataset_resumes(run, tmp_path):
+    """A catalogue folder (a run and a dataset recorded from it) moved elsewhere continues
+    recording from the new paths; another policy is still refused."""
+    cat = tmp_path / "cat"
+    shutil.copytree(run, cat / "run")
+    argv = ["record", "--num-envs", "4", "--tier", "good", "--quiet", "--seed", "1"]
+    assert (
+        cli.main(
+            [*argv, "--policy", str(cat / "run"), "--out", str(cat / "good"), "--episodes", "3"]
+        )
+        == 0
+    )
+    moved = tmp_path / "moved"
+    shutil.move(str(cat), str(moved))
+    whole = ["--policy", str(moved / "run"), "--out", str(moved / "good"), "--episodes", "6"]
+    assert cli.main([*argv, *whole]) == 0
+    ref = tmp_path / "ref"
+    assert cli.main([*argv, "--policy", str(run), "--out", str(ref), "--episodes", "6"]) == 0
+    a, b = load_dataset(moved / "good"), load_dataset(ref)
+    assert len(episode_table(moved / "good")) == 6
+    assert sorted(a) == sorted(b)
+    assert all(bool(np.array_equal(a[k], b[k])) for k in a if not isinstance(a[k], dict))
+    assert bool(np.array_equal(a["observation"]["agents_view"], b["observation"]["agents_view"]))
+    # Same vault, another policy (a checkpoint of the run, not the run folder): refused.
+    ckpt = moved / "run" / "checkpoints" / sorted(os.listdir(moved / "run" / "checkpoints"))[0]
+    other = ["--policy", str(ckpt), "--out", str(moved / "good"), "--episodes", "8"]
+    assert cli.main([*argv, *other]) == 2
 
 
 def test_record_checkpoints_replay_and_mixtures(run, tmp_path, capsys):

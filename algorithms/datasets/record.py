@@ -300,6 +300,9 @@ def record_dataset(
         "greedy": behaviour.description.get("greedy"),
         "params": params if policy != "random" else None,
         "run_index": int(run_index) if policy != "random" else None,
+        # The policy seen from the vault, so that a folder holding both (a catalogue) can be
+        # moved and resumed: `policy` as typed differs then, this resolves to the same place.
+        "policy_relative": _relative(policy, out),
     }
 
     vault = None
@@ -315,6 +318,7 @@ def record_dataset(
             f"{k}: vault {stored.get(k)!r}, now {settings[k]!r}"
             for k in _RESUME_KEYS
             if stored.get(k) != settings[k]
+            and not (k == "policy" and _same_policy_moved(stored, policy, out))
         ]
         if diffs:
             vault.close()
@@ -421,6 +425,22 @@ def record_dataset(
         "resumed": resumed,
         "env_id": env_id,
     }
+
+
+def _relative(policy: str, out: Path) -> str | None:
+    """`policy`'s path relative to the vault folder `out` (None for `random`)."""
+    if policy == "random":
+        return None
+    return os.path.relpath(Path(policy).absolute(), Path(out).absolute())
+
+
+def _same_policy_moved(stored: dict, policy: str, out: Path) -> bool:
+    """Whether the vault's recorded policy, found relative to where the vault is now, is the
+    `policy` given now (the vault and its policy were moved together)."""
+    rel = stored.get("policy_relative")
+    if rel is None or policy == "random":
+        return False
+    return (Path(out).absolute() / rel).resolve() == Path(policy).resolve()
 
 
 def _policy_env_id(checkpoint: str) -> str:
