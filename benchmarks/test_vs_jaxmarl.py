@@ -144,44 +144,37 @@ def test_strict_vs_jaxmarl(benchmark, env_id):
     assert res["median"] > 0
 
 
-def test_python_loop_vs_jaxmarl(benchmark):
-    run_ours = make_python_loop(*ours(LOOP_ENV), steps=LOOP_STEPS)
-    reset, step, mask_of, obs_of = _jaxmarl(LOOP_ENV)
-    run_peer = make_python_loop(reset, step, mask_of, steps=LOOP_STEPS, obs_of=obs_of)
-    res = benchmark_ratio(
-        benchmark,
-        run_ours,
-        run_peer,
-        peer="jaxmarl",
-        group=f"vs-jaxmarl-loop-{LOOP_ENV}",
-        label=f"{LOOP_ENV} batch-1 loop",
-        work=LOOP_STEPS,
-        rounds=LOOP_ROUNDS,
-        info={
-            "env_id": LOOP_ENV,
-            "batch": 1,
-            "protocol": "Python loop over a jitted step, observation and reward to numpy",
-        },
-    )
-    _MEASURED["loop"] = res
-    assert res["median"] > 0
+#: The batch-1 loops: key -> (our loop resets on LAST from Python, label, protocol).
+LOOPS = {
+    "loop": (
+        False,
+        f"{LOOP_ENV} batch-1 loop",
+        "Python loop over a jitted step, observation and reward to numpy",
+    ),
+    "loop_reset_on_last": (
+        True,
+        f"{LOOP_ENV} batch-1 loop, ours resets on LAST",
+        "Python loop; ours: env.step + jitted reset on LAST; JaxMARL: auto-reset",
+    ),
+}
 
 
-def test_python_loop_reset_on_last_vs_jaxmarl(benchmark):
-    """The same loop the Gymnasium way on our side: our environment's own step (no
+@pytest.mark.parametrize("key", list(LOOPS))
+def test_python_loop_vs_jaxmarl(benchmark, key):
+    """Batch 1, interleaved. `loop`: both sides step an auto-resetting jitted step.
+    `loop_reset_on_last`: our side the Gymnasium way, our environment's own step (no
     auto-reset inside the jitted call) and a jitted `reset` from Python when the timestep is
-    LAST (read every step). JaxMARL's public `step` always auto-resets, so its side is the
-    loop above. Every episode is played to its end and reset on both sides."""
+    LAST (read every step); JaxMARL's public `step` always auto-resets, so its side is the
+    same loop. Every episode is played to its end and reset on both sides."""
     import jaxmarl_envs
 
-    env = jaxmarl_envs.make(LOOP_ENV)
-    run_ours = make_python_loop(
-        env.reset,
-        env.step,
-        lambda ts: ts.observation.action_mask,
-        steps=LOOP_STEPS,
-        reset_on_last=True,
-    )
+    reset_on_last, label, protocol = LOOPS[key]
+    if reset_on_last:
+        env = jaxmarl_envs.make(LOOP_ENV)
+        mine = (env.reset, env.step, lambda ts: ts.observation.action_mask)
+    else:
+        mine = ours(LOOP_ENV)
+    run_ours = make_python_loop(*mine, steps=LOOP_STEPS, reset_on_last=reset_on_last)
     reset, step, mask_of, obs_of = _jaxmarl(LOOP_ENV)
     run_peer = make_python_loop(reset, step, mask_of, steps=LOOP_STEPS, obs_of=obs_of)
     res = benchmark_ratio(
@@ -189,17 +182,13 @@ def test_python_loop_reset_on_last_vs_jaxmarl(benchmark):
         run_ours,
         run_peer,
         peer="jaxmarl",
-        group=f"vs-jaxmarl-loop-reset-on-last-{LOOP_ENV}",
-        label=f"{LOOP_ENV} batch-1 loop, ours resets on LAST",
+        group=f"vs-jaxmarl-{key.replace('_', '-')}-{LOOP_ENV}",
+        label=label,
         work=LOOP_STEPS,
         rounds=LOOP_ROUNDS,
-        info={
-            "env_id": LOOP_ENV,
-            "batch": 1,
-            "protocol": "Python loop; ours: env.step + jitted reset on LAST; JaxMARL: auto-reset",
-        },
+        info={"env_id": LOOP_ENV, "batch": 1, "protocol": protocol},
     )
-    _MEASURED["loop_reset_on_last"] = res
+    _MEASURED[key] = res
     assert res["median"] > 0
 
 
@@ -218,10 +207,7 @@ def test_print_table():
     """Prints every comparison of this run in one table (for RESULTS.md)."""
     rows = [(k, v) for k, v in _MEASURED.items() if not k.startswith("loop")]
     work = {k: BATCH * 100 for k, _ in rows}
-    for key, label in (
-        ("loop", f"{LOOP_ENV} batch-1 loop"),
-        ("loop_reset_on_last", f"{LOOP_ENV} batch-1 loop, ours resets on LAST"),
-    ):
+    for key, (_, label, _) in LOOPS.items():
         if key in _MEASURED:
             rows.append((label, _MEASURED[key]))
             work[label] = LOOP_STEPS
