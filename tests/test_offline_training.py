@@ -20,7 +20,12 @@ from training_checks import leaves
 from jaxmarl_envs.algorithms import training
 from jaxmarl_envs.algorithms.buffers.vault import Vault
 from jaxmarl_envs.algorithms.offline import bc, common, iql, maicq, matd3_bc, omar
-from jaxmarl_envs.algorithms.offline.data import Transitions, load_transitions, sample_batch
+from jaxmarl_envs.algorithms.offline.data import (
+    Batch,
+    Transitions,
+    load_transitions,
+    sample_batch,
+)
 from jaxmarl_envs.algorithms.offline.kernels import (
     continuous_cql_penalty,
     omar_search,
@@ -161,6 +166,93 @@ def test_iql_evaluation_is_epsilon_greedy_over_the_allowed_actions(toy_tiers):
     )
     none, _ = zero.act(params, hidden, obs, mask, new, jax.random.PRNGKey(3), greedy=False)
     assert bool(jnp.array_equal(none, greedy))
+
+
+def hand_built_bcq(toy_tiers, behaviour_logits, q_values, **overrides):
+    """An IQL+BCQ learner on the toy dataset and parameters whose outputs do not depend on the
+    observation: zero head kernels, the behaviour model's logits and the Q-values as the head
+    biases (the same for every agent and observation)."""
+    config = iql.make_config("iql-bcq", dataset=toy_tiers["good"][0], **{**SMALL, **overrides})
+    learner = iql.make_learner(config, env=ToyEnv(time_limit=5))
+    params = learner.init(jax.random.PRNGKey(0)).params
+
+    def constant(net_params, bias):
+        head = net_params["params"]["head"]
+        head = {"kernel": jnp.zeros_like(head["kernel"]), "bias": jnp.asarray(bias, jnp.float32)}
+        return {"params": {**net_params["params"], "head": head}}
+
+    params = params.replace(
+        q=constant(params.q, q_values), behaviour=constant(params.behaviour, behaviour_logits)
+    )
+    return learner, params
+
+
+#: Behaviour probabilities proportional to (1, 0.5, 0.1): with threshold 0.3 actions 0 and 1
+#: are allowed and action 2 is not, although its Q-value is the largest.
+BCQ_LOGITS = np.log([1.0, 0.5, 0.1])
+BCQ_Q = [0.0, 1.0, 5.0]
+
+
+def test_bcq_target_bootstraps_from_the_best_allowed_action(toy_tiers):
+    """Hand-built batch: reward 0, not terminated, dataset action 0 (Q 0). The bootstrap takes
+    the best ALLOWED next action (1, Q 1), not the global argmax (2, Q 5): td = 0 - gamma * 1;
+    the behaviour loss is -log p(0) = log(1.6)."""
+    learner, params = hand_built_bcq(toy_tiers, BCQ_LOGITS, BCQ_Q)
+    b, n, a, d = 8, learner.num_agents, learner.action_dim, learner.obs_dim
+    obs = jax.random.normal(jax.random.PRNGKey(1), (b, n, d))
+    mask = jnp.ones((b, n, a), bool)
+    batch = Batch(
+        obs=obs,
+        next_obs=obs[::-1],
+        mask=mask,
+        next_mask=mask,
+        state=jnp.zeros((b, learner.state_dim)),
+        next_state=jnp.zeros((b, learner.state_dim)),
+        action=jnp.zeros((b, n), jnp.int32),
+        reward=jnp.zeros((b, n)),
+        terminated=jnp.zeros((b, n), bool),
+        bootstrap=jnp.ones((b,), bool),
+    )
+    allowed = learner.allowed(params, obs, mask)
+    assert np.asarray(allowed).tolist() == [[[True, True, False]] * n] * b
+    gamma = learner.config.gamma
+    loss, stats = learner.loss(params, params.q, batch)
+    assert abs(float(stats["td_loss"]) - 0.5 * gamma**2) < 1e-5, stats
+    assert abs(float(stats["bc_loss"]) - np.log(1.6)) < 1e-5, stats
+    assert abs(float(loss) - (0.5 * gamma**2 + np.log(1.6))) < 1e-5
+    # Without the filter (threshold 0: every legal action) the bootstrap is the max, Q 5.
+    loose = dataclasses.replace(
+        learner, config=dataclasses.replace(learner.config, bcq_threshold=0.0)
+    )
+    _, stats = loose.loss(params, params.q, batch)
+    assert abs(float(stats["td_loss"]) - 0.5 * (5 * gamma) ** 2) < 1e-4, stats
+
+
+def test_bcq_evaluation_explores_over_the_legal_actions_not_only_the_allowed(toy_tiers):
+    """Greedy: the best allowed action (1), never the filtered-out global argmax (2). Non-greedy
+    (eval_epsilon 0.3): with probability 0.3 a uniform LEGAL action, the filtered-out one
+    included (random actions drawn from the allowed set alone would rarely change anything
+    when the filter keeps one or two actions); never an illegal one."""
+    learner, params = hand_built_bcq(toy_tiers, BCQ_LOGITS, BCQ_Q, eval_epsilon=0.3)
+    e, n, a, d = 6000, learner.num_agents, learner.action_dim, learner.obs_dim
+    obs = jax.random.normal(jax.random.PRNGKey(1), (e, n, d))
+    # First half: every action legal; second half: action 2 illegal.
+    mask = jnp.ones((e, n, a), bool).at[e // 2 :, :, 2].set(False)
+    hidden, new = learner.initial_hidden(e), jnp.zeros((e,), bool)
+    greedy, _ = learner.act(params, hidden, obs, mask, new, jax.random.PRNGKey(2), greedy=True)
+    assert bool(jnp.all(greedy == 1))
+    act = jax.jit(lambda p, k: learner.act(p, hidden, obs, mask, new, k, greedy=False)[0])
+    sampled = np.asarray(act(params, jax.random.PRNGKey(3)))
+    full, cut = sampled[: e // 2], sampled[e // 2 :]
+    # All legal: each action is drawn at random with probability 0.3 / 3 = 0.1.
+    assert abs(float(np.mean(full == 2)) - 0.1) < 0.015
+    assert abs(float(np.mean(full == 0)) - 0.1) < 0.015
+    # Action 2 illegal: never taken; the random pick is 0 or 1, so 0 comes with 0.3 / 2.
+    assert not bool(np.any(cut == 2))
+    assert abs(float(np.mean(cut == 0)) - 0.15) < 0.015
+    assert np.array_equal(
+        np.asarray(act(params, jax.random.PRNGKey(3))), sampled
+    )  # same key, same actions
 
 
 # =============================================================================================
