@@ -187,16 +187,16 @@ def hand_built_bcq(toy_tiers, behaviour_logits, q_values, **overrides):
     return learner, params
 
 
-#: Behaviour probabilities proportional to (1, 0.5, 0.1): with threshold 0.3 actions 0 and 1
-#: are allowed and action 2 is not, although its Q-value is the largest.
-BCQ_LOGITS = np.log([1.0, 0.5, 0.1])
+#: Behaviour probabilities proportional to (1, 0.7, 0.1): with the default threshold (0.5)
+#: actions 0 and 1 are allowed and action 2 is not, although its Q-value is the largest.
+BCQ_LOGITS = np.log([1.0, 0.7, 0.1])
 BCQ_Q = [0.0, 1.0, 5.0]
 
 
 def test_bcq_target_bootstraps_from_the_best_allowed_action(toy_tiers):
     """Hand-built batch: reward 0, not terminated, dataset action 0 (Q 0). The bootstrap takes
     the best ALLOWED next action (1, Q 1), not the global argmax (2, Q 5): td = 0 - gamma * 1;
-    the behaviour loss is -log p(0) = log(1.6)."""
+    the behaviour loss is -log p(0) = log(1.8)."""
     learner, params = hand_built_bcq(toy_tiers, BCQ_LOGITS, BCQ_Q)
     b, n, a, d = 8, learner.num_agents, learner.action_dim, learner.obs_dim
     obs = jax.random.normal(jax.random.PRNGKey(1), (b, n, d))
@@ -218,8 +218,8 @@ def test_bcq_target_bootstraps_from_the_best_allowed_action(toy_tiers):
     gamma = learner.config.gamma
     loss, stats = learner.loss(params, params.q, batch)
     assert abs(float(stats["td_loss"]) - 0.5 * gamma**2) < 1e-5, stats
-    assert abs(float(stats["bc_loss"]) - np.log(1.6)) < 1e-5, stats
-    assert abs(float(loss) - (0.5 * gamma**2 + np.log(1.6))) < 1e-5
+    assert abs(float(stats["bc_loss"]) - np.log(1.8)) < 1e-5, stats
+    assert abs(float(loss) - (0.5 * gamma**2 + np.log(1.8))) < 1e-5
     # Without the filter (threshold 0: every legal action) the bootstrap is the max, Q 5.
     loose = dataclasses.replace(
         learner, config=dataclasses.replace(learner.config, bcq_threshold=0.0)
