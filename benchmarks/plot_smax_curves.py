@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     data = merge_results(args.results)
     if args.save_compact:
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         axes[0, col].set_title(task)
         axes[0, col].set_xlabel("environment steps (per seed)")
+        # Millions on the step axis: matplotlib's plain labels of 6-7 digits run into each other.
+        axes[0, col].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e6:g}M"))
         axes[1, col].set_xlabel("wall-clock s after 1st eval (all seeds)")
         for row in range(2):
             axes[row, col].set_ylabel(label)
