@@ -117,16 +117,21 @@ def test_multi_device_equals_single_device(tmp_path):
 @pytest.mark.parametrize("name, threshold", [("iql", 0.9), ("vdn", 0.9), ("qmix", 0.85)])
 def test_learns_lbf_8x8_2p_2f_coop(name, threshold):
     """Default IQL, VDN and QMIX (rewards x10, x50 for QMIX, in the targets; 3-step targets;
-    QMIX mixes on the state scaled to [0, 1]) on the real task, seed 0, 4e5 steps (several
-    minutes each on two CPU cores), mean of the last three evaluations. Random play scores
-    about 0.02; the issue asks for 0.9. The two-seed runs of issue 19 averaged 0.94 and 0.96
-    (IQL) and 0.96 and 0.94 (VDN). QMIX is held to 0.85, below the issue's 0.9: this test's
-    run gave 0.08 0.70 0.75 0.84 0.91 0.83 0.89 0.92 (last three 0.88; the previous
-    defaults stayed near 0.3). benchmarks/RESULTS.md, "Q-learning family fixes"."""
+    QMIX mixes on the state scaled to [0, 1]) on the real task, seed 0, 4e5 steps (about 4
+    minutes each on two CPU cores). The issue's threshold, 0.9, holds the absolute metric:
+    the best parameters (by the 32-episode evaluations) re-evaluated on 1,280 episodes.
+    Measured on this seed: IQL 0.939, VDN 0.988, QMIX 0.936 (standard errors 0.006, 0.003,
+    0.006); the 5-seed IQMs of benchmarks/sweeps/q_family_lbf.toml are 0.957, 0.968, 0.960.
+    The curve's last three evaluations must also be high: 0.953 (IQL), 0.969 (VDN), 0.880
+    (QMIX: 0.08 0.70 0.75 0.84 0.91 0.83 0.89 0.92, held to 0.85). Random play scores about
+    0.02. benchmarks/RESULTS.md, "Q-learning family" sections."""
     cfg = ql.make_config(name, env_id="lbf-8x8-2p-2f-coop", total_steps=400_000, num_evaluations=8)
-    _, metrics = ql.make_train(cfg)(jax.random.PRNGKey(0))
+    state, metrics = ql.make_train(cfg)(jax.random.PRNGKey(0))
     curve = np.asarray(metrics["eval"].episode_return).mean(-1)
     assert float(curve[-3:].mean()) > threshold, curve
+    evaluate = jax.jit(ql.make_learner(cfg).make_evaluate(1280))
+    absolute = np.asarray(evaluate(state.best_agent, jax.random.PRNGKey(99)).episode_return)
+    assert float(absolute.mean()) >= 0.9, (float(absolute.mean()), curve)
 
 
 @pytest.mark.slow
