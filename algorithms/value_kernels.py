@@ -36,7 +36,11 @@ def masked_argmax(q: chex.Array, mask: chex.Array) -> chex.Array:
 
 
 def epsilon_greedy(
-    key: chex.PRNGKey, q: chex.Array, mask: chex.Array, epsilon: chex.Array
+    key: chex.PRNGKey,
+    q: chex.Array,
+    mask: chex.Array,
+    epsilon: chex.Array,
+    greedy_mask: chex.Array | None = None,
 ) -> chex.Array:
     """Epsilon-greedy actions that only ever pick legal actions.
 
@@ -48,12 +52,15 @@ def epsilon_greedy(
         q: `(..., A)` action values.
         mask: `(..., A)` bool legal actions.
         epsilon: `()` exploration probability.
+        greedy_mask: `(..., A)` bool subset of `mask` the greedy argmax is restricted to
+            (e.g. BCQ's allowed actions; the random actions stay uniform over `mask`).
+            Default: `mask`.
 
     Returns:
         `(...)` int32 actions.
     """
     explore_key, random_key = jax.random.split(key)
-    greedy = masked_argmax(q, mask)
+    greedy = masked_argmax(q, mask if greedy_mask is None else greedy_mask)
     # Uniform over legal actions: the argmax of uniforms restricted to the mask.
     noise = jax.random.uniform(random_key, q.shape)
     random = jnp.argmax(jnp.where(mask, noise, -1.0), axis=-1).astype(jnp.int32)

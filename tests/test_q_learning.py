@@ -97,6 +97,24 @@ def test_epsilon_greedy_only_legal_actions():
     assert 0.1 < np.mean(a3 != greedy) < 0.3
 
 
+def test_epsilon_greedy_greedy_mask_restricts_only_the_argmax():
+    # Q prefers action 2; the greedy choice may only use actions {0, 1} (a BCQ filter), the
+    # random choice is uniform over all three legal actions (3 is illegal).
+    q = jnp.tile(jnp.array([0.0, 1.0, 5.0, 9.0]), (30000, 1))
+    mask = jnp.tile(jnp.array([True, True, True, False]), (30000, 1))
+    allowed = jnp.tile(jnp.array([True, True, False, False]), (30000, 1))
+    a0 = np.asarray(vk.epsilon_greedy(jax.random.PRNGKey(0), q, mask, 0.0, greedy_mask=allowed))
+    assert np.all(a0 == 1)
+    a = np.asarray(vk.epsilon_greedy(jax.random.PRNGKey(1), q, mask, 0.3, greedy_mask=allowed))
+    freq = np.bincount(a, minlength=4) / a.size
+    # 0.1 each from the random draws on actions 0 and 2, 0.7 + 0.1 on the argmax 1, never 3.
+    assert np.allclose(freq, [0.1, 0.8, 0.1, 0.0], atol=0.01), freq
+    # Without greedy_mask it is the plain epsilon-greedy over `mask` (same draws).
+    plain = vk.epsilon_greedy(jax.random.PRNGKey(1), q, mask, 0.3)
+    same = vk.epsilon_greedy(jax.random.PRNGKey(1), q, mask, 0.3, greedy_mask=mask)
+    assert np.array_equal(np.asarray(plain), np.asarray(same))
+
+
 def test_linear_epsilon_schedule():
     values = [float(vk.linear_epsilon(s, 1.0, 0.05, 1000)) for s in (0, 500, 1000, 5000)]
     assert np.allclose(values, [1.0, 0.525, 0.05, 0.05])

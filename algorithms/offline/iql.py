@@ -23,6 +23,7 @@ from jaxmarl_envs.algorithms.offline.kernels import (
 )
 from jaxmarl_envs.algorithms.value_kernels import (
     double_q_select,
+    epsilon_greedy,
     masked_argmax,
     soft_update,
 )
@@ -149,16 +150,9 @@ class OfflineIQLLearner(common.OfflineLearner):
         q = common.apply_net(self.q_net, params.q, obs)
         mask = mask.astype(bool)
         allowed = self.allowed(params, obs, mask)
-        best = masked_argmax(q, allowed)
         if greedy:
-            return best, hidden
-        # `epsilon_greedy(key, q, allowed, eps)` with its random pick widened to `mask` (the
-        # same draws, so IQL+CQL, where allowed == mask, acts exactly as epsilon_greedy).
-        explore_key, random_key = jax.random.split(key)
-        noise = jax.random.uniform(random_key, q.shape)
-        random = jnp.argmax(jnp.where(mask, noise, -1.0), axis=-1).astype(jnp.int32)
-        explore = jax.random.uniform(explore_key, best.shape) < self.config.eval_epsilon
-        return jnp.where(explore, random, best), hidden
+            return masked_argmax(q, allowed), hidden
+        return epsilon_greedy(key, q, mask, self.config.eval_epsilon, greedy_mask=allowed), hidden
 
     def policy_params(self, state: IQLTrainState) -> IQLParams:
         return state.params
