@@ -258,13 +258,18 @@ class _Rollout:
 # ---------------------------------------------------------------------------------------------
 
 
-def start_actors(actor, control: _Control, count: int) -> list[threading.Thread]:
-    """Starts `count` daemon threads running `actor(index)`; an exception in one is recorded
-    once in `control` (which stops every thread) and re-raised by `next_rollout`."""
+def start_actors(actor, make_env, control: _Control, count: int) -> list[threading.Thread]:
+    """Starts `count` daemon threads, each running `actor(index, env)` on its own `make_env()`
+    (closed when the actor returns or fails); an exception in one is recorded once in
+    `control` (which stops every thread) and re-raised by `next_rollout`."""
 
     def guarded(index: int) -> None:
         try:
-            actor(index)
+            env = make_env()
+            try:
+                actor(index, env)
+            finally:
+                env.close()
         except BaseException as err:  # noqa: BLE001  reported once by the learner
             control.fail(f"actor thread {index}", err)
 
@@ -275,6 +280,16 @@ def start_actors(actor, control: _Control, count: int) -> list[threading.Thread]
     for t in threads:
         t.start()
     return threads
+
+
+def with_agent_ids(obs: np.ndarray, add: bool) -> np.ndarray:
+    """`(B, N, D)` observations with each agent's one-hot id appended (when `add`), as the
+    learners' networks read them."""
+    if not add:
+        return obs
+    b, n = obs.shape[:2]
+    ids = np.broadcast_to(np.eye(n, dtype=np.float32), (b, n, n))
+    return np.concatenate([obs, ids], axis=-1)
 
 
 def put_rollout(control: _Control, rollouts: queue.Queue, item: _Rollout) -> None:
@@ -488,11 +503,7 @@ class Sebulba:
         self._rep = rep
 
     def _with_ids(self, obs: np.ndarray) -> np.ndarray:
-        if not self.config.add_agent_id:
-            return obs
-        b, n = obs.shape[:2]
-        ids = np.broadcast_to(np.eye(n, dtype=np.float32), (b, n, n))
-        return np.concatenate([obs, ids], axis=-1)
+        return with_agent_ids(obs, self.config.add_agent_id)
 
     def init_params(self, key: jax.Array) -> tuple[ppo.Params, Any]:
         """Fresh `(params, opt_state)` (replicated over the learner devices)."""
@@ -519,13 +530,6 @@ class Sebulba:
         )
 
     # -- actor --------------------------------------------------------------------------------
-
-    def _actor(self, index: int, control: _Control, rollouts: queue.Queue) -> None:
-        env = self.make_batch(self.envs_per_thread)
-        try:
-            self._actor_loop(index, env, control, rollouts)
-        finally:
-            env.close()
 
     def _actor_loop(self, index, env, control: _Control, rollouts: queue.Queue) -> None:
         c, t_len = self.config, self.config.rollout_length
@@ -750,7 +754,10 @@ class Sebulba:
         t_start = time.perf_counter()
         try:
             threads = start_actors(
-                lambda i: self._actor(i, control, rollouts), control, s.actor_threads
+                lambda i, env: self._actor_loop(i, env, control, rollouts),
+                lambda: self.make_batch(self.envs_per_thread),
+                control,
+                s.actor_threads,
             )
             for interval in range(start, end):
                 interval_start = time.perf_counter()

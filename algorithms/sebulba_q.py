@@ -55,6 +55,7 @@ from jaxmarl_envs.algorithms.sebulba import (
     put_rollout,
     start_actors,
     stop_and_join,
+    with_agent_ids,
 )
 from jaxmarl_envs.algorithms.value_kernels import epsilon_greedy, linear_epsilon
 
@@ -145,11 +146,7 @@ class SebulbaQ:
         self._learn = jax.jit(learn, donate_argnums=(1,))
 
     def _with_ids(self, obs: np.ndarray) -> np.ndarray:
-        if not self.config.add_agent_id:
-            return obs
-        b, n = obs.shape[:2]
-        ids = np.broadcast_to(np.eye(n, dtype=np.float32), (b, n, n))
-        return np.concatenate([obs, ids], axis=-1)
+        return with_agent_ids(obs, self.config.add_agent_id)
 
     def init_state(self, key: jax.Array):
         """Fresh `(carry, buffer_state)`: carry `(params, target_params, opt_state,
@@ -170,13 +167,6 @@ class SebulbaQ:
         return carry, jax.device_put(buffer_state, shardings)
 
     # -- actor --------------------------------------------------------------------------------
-
-    def _actor(self, index: int, control: _Control, rollouts: queue.Queue) -> None:
-        env = self.make_batch(self.envs_per_thread)
-        try:
-            self._actor_loop(index, env, control, rollouts)
-        finally:
-            env.close()
 
     def _actor_loop(self, index, env, control: _Control, rollouts: queue.Queue) -> None:
         c, d = self.config, self.derived
@@ -312,7 +302,10 @@ class SebulbaQ:
         t_start = time.perf_counter()
         try:
             threads = start_actors(
-                lambda i: self._actor(i, control, rollouts), control, s.actor_threads
+                lambda i, env: self._actor_loop(i, env, control, rollouts),
+                lambda: self.make_batch(self.envs_per_thread),
+                control,
+                s.actor_threads,
             )
             for interval in range(d.num_evaluations):
                 interval_start = time.perf_counter()
