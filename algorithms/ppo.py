@@ -70,6 +70,11 @@ class PPOConfig(training.RunConfig):
     vf_coef: float = field(0.5, "value loss coefficient")
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
+    value_norm: bool = field(
+        False,
+        "normalise the value targets by running statistics (the MAPPO paper's ValueNorm): "
+        "the critic predicts normalised values, de-normalised for GAE (see `ValueNorm`)",
+    )
     team_reward: bool = field(
         False,
         "train every agent on the team reward (the sum of the agents' rewards, EPyMARL's "
@@ -286,6 +291,67 @@ def critic_dim(kind: str, view_dim: int, state_dim: int, num_agents: int) -> int
 
 
 # =============================================================================================
+# Value normalisation
+# =============================================================================================
+
+#: Decay of `ValueNorm`'s running moments per rollout (the MAPPO paper's 0.99999: with the
+#: debiasing they are close to the plain average of every target seen so far).
+VALUE_NORM_BETA = 0.99999
+
+
+@struct.dataclass
+class ValueNorm:
+    """Running moments of the value targets (Yu et al. 2022's ValueNorm).
+
+    Exponential moving averages of the targets' mean and mean square, debiased like Adam's
+    moments: `debias` is the weight the averages have accumulated (`1 - beta^updates`).
+    """
+
+    mean: chex.Array  # ()
+    mean_sq: chex.Array  # ()
+    debias: chex.Array  # ()
+
+
+def value_norm_init() -> ValueNorm:
+    """Statistics before any target was seen (mean 0, standard deviation 0.1)."""
+    zero = jnp.zeros((), jnp.float32)
+    return ValueNorm(mean=zero, mean_sq=zero, debias=zero)
+
+
+def value_norm_update(
+    norm: ValueNorm, targets: chex.Array, beta: float = VALUE_NORM_BETA
+) -> ValueNorm:
+    """`norm` after a batch of `targets` (any shape; one moment update per batch)."""
+    targets = targets.astype(jnp.float32)
+    return ValueNorm(
+        mean=beta * norm.mean + (1 - beta) * targets.mean(),
+        mean_sq=beta * norm.mean_sq + (1 - beta) * jnp.square(targets).mean(),
+        debias=beta * norm.debias + (1 - beta),
+    )
+
+
+def value_norm_stats(norm: ValueNorm) -> tuple[chex.Array, chex.Array]:
+    """`(mean, std)` of the debiased moments; the variance is floored at 0.01 (as the
+    paper's code does), so targets are never scaled up more than tenfold."""
+    debias = jnp.maximum(norm.debias, 1e-5)
+    mean = norm.mean / debias
+    var = jnp.maximum(norm.mean_sq / debias - jnp.square(mean), 1e-2)
+    return mean, jnp.sqrt(var)
+
+
+def normalize_values(norm: ValueNorm, values: chex.Array) -> chex.Array:
+    """Raw values -> the critic's normalised scale."""
+    mean, std = value_norm_stats(norm)
+    return (values - mean) / std
+
+
+def denormalize_values(norm: ValueNorm, values: chex.Array) -> chex.Array:
+    """The critic's normalised outputs -> raw values."""
+    mean, std = value_norm_stats(norm)
+    return values * std + mean
+
+
+# =============================================================================================
 # State
 # =============================================================================================
 
@@ -294,6 +360,7 @@ def critic_dim(kind: str, view_dim: int, state_dim: int, num_agents: int) -> int
 class Params:
     actor: Any
     critic: Any
+    value_norm: ValueNorm | None = None  # running target statistics (config.value_norm)
 
 
 @struct.dataclass
@@ -421,6 +488,7 @@ class PPOLearner:
         params = Params(
             actor=self.actor.init(actor_key, self.obs_dim),
             critic=self.critic.init(critic_key, self.critic_dim),
+            value_norm=value_norm_init() if self.config.value_norm else None,
         )
         num_envs = self.config.num_envs
         env_state, ts = jax.vmap(self.train_env.reset)(jax.random.split(env_key, num_envs))
@@ -432,7 +500,7 @@ class PPOLearner:
         )
         return TrainState(
             params=params,
-            opt_state=self.optimizer.init(params),
+            opt_state=self.optimizer.init(params.replace(value_norm=None)),
             runner=runner,
             key=key,
             update_step=jnp.zeros((), jnp.int32),
@@ -565,15 +633,26 @@ class PPOLearner:
         c = self.config
         perm_key = key  # the same key use as before the split from `update`
         reward = team_rewards(traj.reward) if c.team_reward else traj.reward
+        value, next_value, norm = traj.value, traj.next_value, params.value_norm
+        if c.value_norm:
+            if norm is None:
+                raise ValueError("value_norm is set but params.value_norm is None")
+            # The critic's outputs are normalised: GAE runs on raw values, the critic then
+            # fits the targets normalised by the statistics updated with them.
+            value = denormalize_values(norm, value)
+            next_value = denormalize_values(norm, next_value)
         advantages, targets = gae(
             reward,
-            traj.value,
-            traj.next_value,
+            value,
+            next_value,
             traj.terminated,
             traj.episode_end,
             c.gamma,
             c.gae_lambda,
         )
+        if c.value_norm:
+            norm = value_norm_update(norm, targets)
+            targets = normalize_values(norm, targets)
         data = {
             "obs": traj.obs,
             "mask": traj.mask,
@@ -621,15 +700,24 @@ class PPOLearner:
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
                 params = optax.apply_updates(params, updates)
                 stats["grad_norm"] = optax.tree.norm(grads)
+                stats["actor_grad_norm"] = optax.tree.norm(grads.actor)
+                stats["critic_grad_norm"] = optax.tree.norm(grads.critic)
+                stats["grad_clipped"] = (stats["grad_norm"] > c.max_grad_norm).astype(jnp.float32)
                 return (params, opt_state), stats
 
             return jax.lax.scan(minibatch, (params, opt_state), minibatches)
 
+        # The optimiser updates the networks only; the target statistics ride along.
         (params, opt_state), stats = jax.lax.scan(
-            epoch, (params, opt_state), jax.random.split(perm_key, c.num_epochs)
+            epoch,
+            (params.replace(value_norm=None), opt_state),
+            jax.random.split(perm_key, c.num_epochs),
         )
+        params = params.replace(value_norm=norm)
         done = traj.episode_done.astype(jnp.float32)
         metrics = {k: v.mean() for k, v in stats.items()}
+        if c.value_norm:
+            metrics["value_norm_mean"], metrics["value_norm_std"] = value_norm_stats(norm)
         metrics["episode_return_sum"] = jnp.sum(traj.episode_return * done)
         metrics["episodes"] = done.sum()
         return params, opt_state, metrics

@@ -298,3 +298,92 @@ def test_team_reward_trains_on_the_summed_reward():
     own_leaves = jax.tree_util.tree_leaves(with_own)
     assert all(np.array_equal(a, b) for a, b in zip(team_leaves, hand_leaves, strict=True))
     assert any(not np.allclose(a, b) for a, b in zip(team_leaves, own_leaves, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Value normalisation and gradient-norm metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_value_norm_hand_built():
+    norm = ppo.value_norm_init()
+    mean, std = ppo.value_norm_stats(norm)
+    assert float(mean) == 0.0 and np.isclose(float(std), 0.1)  # variance floor before data
+    # beta 0.5, targets (1, 3): moments 1, 2.5 with weight 0.5 -> mean 2, mean square 5, std 1.
+    norm = ppo.value_norm_update(norm, jnp.array([1.0, 3.0]), beta=0.5)
+    mean, std = ppo.value_norm_stats(norm)
+    assert np.isclose(float(mean), 2.0) and np.isclose(float(std), 1.0)
+    assert np.isclose(float(ppo.normalize_values(norm, jnp.array(3.0))), 1.0)
+    assert np.isclose(float(ppo.denormalize_values(norm, jnp.array(-1.0))), 1.0)
+    # then (5, 5): moments 0.5 * (1, 2.5) + 0.5 * (5, 25) = (3, 13.75), weight 0.75
+    # -> mean 4, mean square 18.33, variance 2.33.
+    norm = ppo.value_norm_update(norm, jnp.array([[5.0], [5.0]]), beta=0.5)
+    mean, std = ppo.value_norm_stats(norm)
+    assert np.isclose(float(mean), 4.0) and np.isclose(float(std) ** 2, 55 / 3 - 16, atol=1e-5)
+    # Near-constant targets: the variance floor 0.01 holds the scale at 0.1.
+    flat = ppo.value_norm_update(ppo.value_norm_init(), jnp.full((4,), 0.02), beta=0.5)
+    assert np.isclose(float(ppo.value_norm_stats(flat)[1]), 0.1)
+
+
+def test_value_norm_update_runs_gae_on_raw_values():
+    """With `value_norm` the rollout's critic outputs are de-normalised for GAE and the new
+    statistics are the old ones updated with those targets; the optimiser state is the
+    default one (the statistics are not optimised) and the networks move differently."""
+    from jaxmarl_envs.algorithms.advantages import gae
+
+    small = {**FAST, "num_envs": 4, "rollout_length": 8, "num_minibatches": 1}
+    env = ToyEnv(time_limit=3)
+    plain = ppo.make_learner(ppo.make_config("mappo", **small), env=env)
+    normed = ppo.make_learner(ppo.make_config("mappo", value_norm=True, **small), env=env)
+    state = normed.init(jax.random.PRNGKey(5))
+    assert state.params.value_norm is not None
+    assert plain.init(jax.random.PRNGKey(5)).params.value_norm is None
+    # Statistics with mean 2 and standard deviation 3.
+    stats = ppo.ValueNorm(mean=jnp.array(2.0), mean_sq=jnp.array(13.0), debias=jnp.array(1.0))
+    params = state.params.replace(value_norm=stats)
+    _, traj = jax.jit(normed.rollout)(params, state.runner, jax.random.PRNGKey(6))
+    hidden = (state.runner.actor_hidden, state.runner.critic_hidden)
+    key = jax.random.PRNGKey(7)
+    new, opt_state, metrics = jax.jit(normed.learn_from_rollout)(
+        params, state.opt_state, traj, hidden, key
+    )
+    _, targets = gae(
+        traj.reward,
+        traj.value * 3.0 + 2.0,
+        traj.next_value * 3.0 + 2.0,
+        traj.terminated,
+        traj.episode_end,
+        normed.config.gamma,
+        normed.config.gae_lambda,
+    )
+    expected = ppo.value_norm_update(stats, targets)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(new.value_norm), jax.tree_util.tree_leaves(expected), strict=True
+    ):
+        assert np.isclose(float(a), float(b), rtol=1e-6)
+    assert np.isclose(float(metrics["value_norm_mean"]), float(ppo.value_norm_stats(expected)[0]))
+    plain_state = plain.init(jax.random.PRNGKey(5))
+    assert jax.tree_util.tree_structure(opt_state) == jax.tree_util.tree_structure(
+        plain_state.opt_state
+    )
+    base, _, base_metrics = jax.jit(plain.learn_from_rollout)(
+        plain_state.params, plain_state.opt_state, traj, hidden, key
+    )
+    assert not np.allclose(
+        jax.tree_util.tree_leaves(new.critic)[0], jax.tree_util.tree_leaves(base.critic)[0]
+    )
+    # Per-network gradient norms are parts of the global one (per step, hence in the mean).
+    norm = float(base_metrics["grad_norm"])
+    parts = float(base_metrics["actor_grad_norm"]), float(base_metrics["critic_grad_norm"])
+    assert norm > 0 and all(0 < p <= norm * (1 + 1e-6) for p in parts)
+    assert 0.0 <= float(base_metrics["grad_clipped"]) <= 1.0
+    assert "value_norm_mean" not in base_metrics
+
+
+def test_mappo_value_norm_learns_toy_task():
+    cfg = ppo.make_config("mappo", value_norm=True, **FAST)
+    train = ppo.make_train(cfg, env=ToyEnv(time_limit=5))
+    state, metrics = train(jax.random.PRNGKey(0))
+    assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
+    mean, std = ppo.value_norm_stats(state.params.value_norm)
+    assert float(mean) > 0.1 and float(std) > 0.1
