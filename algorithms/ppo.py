@@ -69,6 +69,12 @@ class PPOConfig(training.RunConfig):
     ent_coef: float = field(0.01, "entropy bonus coefficient")
     vf_coef: float = field(0.5, "value loss coefficient")
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
+    clip_per_network: bool = field(
+        False,
+        "clip the actor's and the critic's gradient norms to max_grad_norm separately (as "
+        "MAPPO's reference code does) instead of their joint norm, so that a large critic "
+        "gradient does not shrink the actor's step (see `clip_per_network`)",
+    )
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
     value_norm: bool = field(
         False,
@@ -702,7 +708,9 @@ class PPOLearner:
                 stats["grad_norm"] = optax.tree.norm(grads)
                 stats["actor_grad_norm"] = optax.tree.norm(grads.actor)
                 stats["critic_grad_norm"] = optax.tree.norm(grads.critic)
-                stats["grad_clipped"] = (stats["grad_norm"] > c.max_grad_norm).astype(jnp.float32)
+                # Whether the clip scaled the actor's gradient down in this step.
+                clipped = stats["actor_grad_norm" if c.clip_per_network else "grad_norm"]
+                stats["grad_clipped"] = (clipped > c.max_grad_norm).astype(jnp.float32)
                 return (params, opt_state), stats
 
             return jax.lax.scan(minibatch, (params, opt_state), minibatches)
@@ -807,10 +815,26 @@ def build_networks(
     )
     steps = num_updates * config.num_epochs * config.num_minibatches
     lr = optax.linear_schedule(config.lr, 0.0, steps) if config.anneal_lr else config.lr
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5)
-    )
+    if config.clip_per_network:
+        clip = clip_per_network(config.max_grad_norm)
+    else:
+        clip = optax.clip_by_global_norm(config.max_grad_norm)
+    optimizer = optax.chain(clip, optax.adam(lr, eps=1e-5))
     return actor, critic, optimizer
+
+
+def clip_per_network(max_norm: float) -> optax.GradientTransformation:
+    """`clip_by_global_norm(max_norm)` applied to the actor's and the critic's gradients
+    (`Params` fields) separately. Stateless like the global clip, so the optimiser state has
+    the same structure either way."""
+    clip = optax.clip_by_global_norm(max_norm)
+
+    def update(grads: Params, state, params=None):
+        actor, _ = clip.update(grads.actor, state)
+        critic, _ = clip.update(grads.critic, state)
+        return grads.replace(actor=actor, critic=critic), state
+
+    return optax.GradientTransformation(clip.init, update)
 
 
 #: Which parts of `TrainState` are batched over environments (sharded over devices).

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from continuous_toy_env import ContinuousToyEnv
 from toy_env import ToyEnv
@@ -387,3 +388,46 @@ def test_mappo_value_norm_learns_toy_task():
     assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
     mean, std = ppo.value_norm_stats(state.params.value_norm)
     assert float(mean) > 0.1 and float(std) > 0.1
+
+
+def test_clip_per_network_hand_built():
+    """A huge critic gradient shrinks the actor's step under the global clip, not under the
+    per-network clip, where each network's gradient is clipped to the norm on its own."""
+    grads = ppo.Params(actor={"w": jnp.array([0.3, 0.4])}, critic={"w": jnp.array([30.0, 40.0])})
+    per_net = ppo.clip_per_network(0.5)
+    clipped, _ = per_net.update(grads, per_net.init(grads))
+    assert np.allclose(clipped.actor["w"], [0.3, 0.4])  # norm 0.5: untouched
+    assert np.allclose(clipped.critic["w"], [0.3, 0.4])  # norm 50 -> 0.5
+    joint = optax.clip_by_global_norm(0.5)
+    shrunk, _ = joint.update(grads, joint.init(grads))
+    assert np.allclose(shrunk.actor["w"], np.array([0.3, 0.4]) * 0.5 / np.hypot(0.5, 50.0))
+    # The whole optimiser: the actor's update does not depend on the critic's gradient.
+    cfg = ppo.make_config("mappo", clip_per_network=True, **FAST)
+    learner = ppo.make_learner(cfg, env=ToyEnv())
+    params = learner.init(jax.random.PRNGKey(0)).params
+    opt_state = learner.optimizer.init(params)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    calm = grads.replace(critic=jax.tree_util.tree_map(jnp.zeros_like, params.critic))
+    huge = grads.replace(critic=jax.tree_util.tree_map(lambda x: 1e4 * x, grads.critic))
+    for critic_grads in (calm, huge):
+        updates, _ = learner.optimizer.update(critic_grads, opt_state, params)
+        reference, _ = learner.optimizer.update(grads, opt_state, params)
+        for a, b in zip(
+            jax.tree_util.tree_leaves(updates.actor),
+            jax.tree_util.tree_leaves(reference.actor),
+            strict=True,
+        ):
+            assert np.allclose(a, b)
+    # The default (global) clip: the huge critic gradient shrinks the actor's first step
+    # (Adam's first step is lr * sign(g) unless the gradient is tiny against eps).
+    default = ppo.make_learner(ppo.make_config("mappo", **FAST), env=ToyEnv())
+    small = jax.tree_util.tree_map(lambda x: 1e-6 * x, grads)
+    ratio = []
+    for g in (small, small.replace(critic=huge.critic)):
+        updates, _ = default.optimizer.update(g, default.optimizer.init(params), params)
+        ratio.append(float(optax.tree.norm(updates.actor)))
+    assert ratio[1] < 0.5 * ratio[0]
+    # Same optimiser-state structure either way (checkpoints and Sebulba are unaffected).
+    assert jax.tree_util.tree_structure(opt_state) == jax.tree_util.tree_structure(
+        default.optimizer.init(params)
+    )
