@@ -64,15 +64,22 @@ def test_table_is_iqm_with_bootstrap_interval_per_task(script, tmp_path):
     assert len(csv_path.read_text().splitlines()) == 1 + len(rows)
 
 
-def test_env_set_needs_env_key_value(script):
-    assert script._env_overrides(["mpe-a:hidden_sizes=64,64", "mpe-a:lr=1e-3"]) == {
+def test_overrides_need_name_key_value(script):
+    pairs = ["mpe-a:hidden_sizes=64,64", "mpe-a:lr=1e-3"]
+    assert script._overrides(pairs, "--env-set", "ENV") == {
         "mpe-a": ["hidden_sizes=64,64", "lr=1e-3"]
     }
-    with pytest.raises(SystemExit, match="ENV:KEY=VALUE"):
-        script._env_overrides(["hidden_sizes=64"])
+    with pytest.raises(SystemExit, match="--algo-set expects ALGO:KEY=VALUE"):
+        script._overrides(["hidden_sizes=64"], "--algo-set", "ALGO")
 
 
 def test_env_set_for_an_environment_not_run_is_refused(script, capsys):
     with pytest.raises(SystemExit):
         script.main(["--env", "lbf-8x8-2p-2f-coop", "--env-set", "rware-tiny-2ag:lr=1e-3"])
     assert "not in --env: rware-tiny-2ag" in capsys.readouterr().err
+
+
+def test_algo_set_for_an_unknown_algorithm_is_refused(script, capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--env", "lbf-8x8-2p-2f-coop", "--algo-set", "cql:cql_alpha=2"])
+    assert "--algo-set names unknown algorithms: cql" in capsys.readouterr().err

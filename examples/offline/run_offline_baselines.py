@@ -122,14 +122,14 @@ def write_table(rows: list[dict], out: Path) -> tuple[Path, Path]:
     return paths
 
 
-def _env_overrides(pairs: list[str]) -> dict[str, list[str]]:
-    """`ENV:KEY=VALUE` -> {ENV: [KEY=VALUE, ...]}; a malformed entry is a usage error."""
+def _overrides(pairs: list[str], flag: str, what: str) -> dict[str, list[str]]:
+    """`NAME:KEY=VALUE` -> {NAME: [KEY=VALUE, ...]}; a malformed entry is a usage error."""
     out: dict[str, list[str]] = {}
     for pair in pairs:
-        env, sep, setting = pair.partition(":")
-        if not sep or "=" not in setting or not env:
-            raise SystemExit(f"--env-set expects ENV:KEY=VALUE, got {pair!r}")
-        out.setdefault(env, []).append(setting)
+        name, sep, setting = pair.partition(":")
+        if not sep or "=" not in setting or not name:
+            raise SystemExit(f"{flag} expects {what}:KEY=VALUE, got {pair!r}")
+        out.setdefault(name, []).append(setting)
     return out
 
 
@@ -148,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rerun", action="store_true", help="rerun runs that finished earlier")
     p.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument(
+        "--algo-set",
+        dest="algo_pairs",
+        action="append",
+        default=[],
+        metavar="ALGO:KEY=VALUE",
+        help="config override for one algorithm's runs only (repeatable)",
+    )
+    p.add_argument(
         "--env-set",
         dest="env_pairs",
         action="append",
@@ -157,10 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     env_ids = [e for e in args.env.split(",") if e]
-    env_sets = _env_overrides(args.env_pairs)
+    env_sets = _overrides(args.env_pairs, "--env-set", "ENV")
+    algo_sets = _overrides(args.algo_pairs, "--algo-set", "ALGO")
     unknown = sorted(set(env_sets) - set(env_ids))
     if unknown:
         p.error(f"--env-set names environments not in --env: {', '.join(unknown)}")
+    unknown = sorted(set(algo_sets) - set(DISCRETE) - set(CONTINUOUS))
+    if unknown:
+        p.error(f"--algo-set names unknown algorithms: {', '.join(unknown)}")
 
     import jaxmarl_envs
     from jaxmarl_envs.algorithms import cli
@@ -193,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 argv = ["offline", algo, "--dataset", str(vault), "--env", env_id]
                 argv += ["--seeds", str(args.seeds), "--total-steps", args.total_steps]
                 argv += ["--out", str(out / env_id / tier), "--run-name", algo]
-                for pair in args.set_pairs + env_sets.get(env_id, []):
+                for pair in args.set_pairs + env_sets.get(env_id, []) + algo_sets.get(algo, []):
                     argv += ["--set", pair]
                 metrics = out / env_id / tier / algo / "metrics.json"
                 if args.rerun or not _finished(metrics):
