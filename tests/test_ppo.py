@@ -79,7 +79,8 @@ def test_mappo_per_agent_params_learns_toy_task():
     assert cfg.centralised_critic and cfg.critic_input == "agent_specific"
     assert train.learner.critic_dim == 4 + 2 + 2 * 4
     # Per-agent parameters: a leading agent axis on every leaf.
-    assert all(x.shape[0] == 2 for x in jax.tree_util.tree_leaves(state.params))
+    networks = (state.params.actor, state.params.critic)
+    assert all(x.shape[0] == 2 for x in jax.tree_util.tree_leaves(networks))
     assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
 
 
@@ -263,6 +264,12 @@ def test_config_saved_before_critic_input_loads():
     assert cfg.critic_input == "local" and not cfg.centralised_critic
     # A current config is unchanged by the upgrade.
     assert from_dict(ppo.MAPPOConfig, to_dict(ppo.MAPPOConfig())) == ppo.MAPPOConfig()
+    # One saved before value_norm and clip_per_network existed ran without them.
+    new = ("value_norm", "clip_per_network")
+    before = {k: v for k, v in to_dict(ppo.MAPPOConfig()).items() if k not in new}
+    cfg = from_dict(ppo.MAPPOConfig, before)
+    assert not cfg.value_norm and not cfg.clip_per_network
+    assert from_dict(ppo.MAPPOConfig, {}).value_norm  # a partial dict keeps the defaults
 
 
 def test_team_rewards_hand_built():
@@ -334,8 +341,8 @@ def test_value_norm_update_runs_gae_on_raw_values():
 
     small = {**FAST, "num_envs": 4, "rollout_length": 8, "num_minibatches": 1}
     env = ToyEnv(time_limit=3)
-    plain = ppo.make_learner(ppo.make_config("mappo", **small), env=env)
-    normed = ppo.make_learner(ppo.make_config("mappo", value_norm=True, **small), env=env)
+    plain = ppo.make_learner(ppo.make_config("mappo", value_norm=False, **small), env=env)
+    normed = ppo.make_learner(ppo.make_config("mappo", **small), env=env)
     state = normed.init(jax.random.PRNGKey(5))
     assert state.params.value_norm is not None
     assert plain.init(jax.random.PRNGKey(5)).params.value_norm is None
@@ -382,7 +389,9 @@ def test_value_norm_update_runs_gae_on_raw_values():
 
 
 def test_mappo_value_norm_learns_toy_task():
-    cfg = ppo.make_config("mappo", value_norm=True, **FAST)
+    cfg = ppo.make_config("mappo", **FAST)
+    assert cfg.value_norm and cfg.clip_per_network  # MAPPO's defaults; not IPPO's
+    assert not ppo.make_config("ippo").value_norm
     train = ppo.make_train(cfg, env=ToyEnv(time_limit=5))
     state, metrics = train(jax.random.PRNGKey(0))
     assert float(metrics["eval"].episode_return[-1].mean()) >= 2.5
@@ -418,9 +427,10 @@ def test_clip_per_network_hand_built():
             strict=True,
         ):
             assert np.allclose(a, b)
-    # The default (global) clip: the huge critic gradient shrinks the actor's first step
+    # The global clip: the huge critic gradient shrinks the actor's first step
     # (Adam's first step is lr * sign(g) unless the gradient is tiny against eps).
-    default = ppo.make_learner(ppo.make_config("mappo", **FAST), env=ToyEnv())
+    cfg = ppo.make_config("mappo", clip_per_network=False, **FAST)
+    default = ppo.make_learner(cfg, env=ToyEnv())
     small = jax.tree_util.tree_map(lambda x: 1e-6 * x, grads)
     ratio = []
     for g in (small, small.replace(critic=huge.critic)):
