@@ -83,3 +83,21 @@ def test_algo_set_for_an_unknown_algorithm_is_refused(script, capsys):
     with pytest.raises(SystemExit):
         script.main(["--env", "lbf-8x8-2p-2f-coop", "--algo-set", "cql:cql_alpha=2"])
     assert "--algo-set names unknown algorithms: cql" in capsys.readouterr().err
+
+
+def test_behaviour_runs_are_shuffled_groups_of_every_episode(script, monkeypatch):
+    from types import SimpleNamespace
+
+    from jaxmarl_envs.algorithms import datasets
+
+    returns = np.arange(20.0)  # a replay tier: returns rise in storage (training) order
+    monkeypatch.setattr(
+        datasets, "episode_table", lambda v: SimpleNamespace(episode_return=returns)
+    )
+    runs = script.behaviour_runs(Path("unused"), 4)
+    groups = [runs[f"seed_{i}"]["absolute_metrics"]["episode_return"] for i in range(4)]
+    assert [len(g) for g in groups] == [5, 5, 5, 5]
+    assert sorted(sum(groups, [])) == list(returns)
+    means = [np.mean(g) for g in groups]
+    assert max(means) - min(means) < 10.0  # storage order would give means 2, 7, 12, 17
+    assert runs == script.behaviour_runs(Path("unused"), 4)  # fixed seed

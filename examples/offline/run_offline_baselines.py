@@ -38,11 +38,16 @@ TIERS = ("good", "medium", "poor", "replay")
 
 
 def behaviour_runs(vault: Path, num_runs: int) -> dict:
-    """The behaviour policy as marl-eval runs: complete episodes split into `num_runs` groups
-    (storage order), each group's episode returns one run's absolute metric."""
+    """The behaviour policy as marl-eval runs: complete episodes shuffled (fixed seed) and
+    split into `num_runs` groups, each group's episode returns one run's absolute metric.
+
+    Shuffled, because a `replay` tier is stored in training order: groups in storage order
+    would be different checkpoints, not samples of the same behaviour mixture.
+    """
     from jaxmarl_envs.algorithms.datasets import episode_table
 
-    returns = episode_table(vault).episode_return
+    returns = np.asarray(episode_table(vault).episode_return)
+    returns = returns[np.random.default_rng(0).permutation(len(returns))]
     runs = {}
     for i, part in enumerate(np.array_split(returns, num_runs)):
         values = [float(x) for x in part]
