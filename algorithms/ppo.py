@@ -35,6 +35,18 @@ from jaxmarl_envs.env import Environment
 CRITIC_INPUTS = ("local", "global", "agent_specific", "agent_specific_global")
 
 
+#: Help of the two options MAPPO turns on by default (declared again in `MAPPOConfig`).
+CLIP_PER_NETWORK_HELP = (
+    "clip the actor's and the critic's gradient norms to max_grad_norm separately (as "
+    "MAPPO's reference code does) instead of their joint norm, so that a large critic "
+    "gradient does not shrink the actor's step (see `clip_per_network`)"
+)
+VALUE_NORM_HELP = (
+    "normalise the value targets by running statistics (the MAPPO paper's ValueNorm): "
+    "the critic predicts normalised values, de-normalised for GAE (see `ValueNorm`)"
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class PPOConfig(training.RunConfig):
     """PPO hyper-parameters and run settings (defaults follow purejaxrl / Mava).
@@ -71,15 +83,12 @@ class PPOConfig(training.RunConfig):
     max_grad_norm: float = field(0.5, "global gradient-norm clip")
     clip_per_network: bool = field(
         False,
-        "clip the actor's and the critic's gradient norms to max_grad_norm separately (as "
-        "MAPPO's reference code does) instead of their joint norm, so that a large critic "
-        "gradient does not shrink the actor's step (see `clip_per_network`)",
+        CLIP_PER_NETWORK_HELP,
     )
     normalize_advantages: bool = field(True, "normalise advantages per minibatch")
     value_norm: bool = field(
         False,
-        "normalise the value targets by running statistics (the MAPPO paper's ValueNorm): "
-        "the critic predicts normalised values, de-normalised for GAE (see `ValueNorm`)",
+        VALUE_NORM_HELP,
     )
     team_reward: bool = field(
         False,
@@ -136,14 +145,11 @@ class MAPPOConfig(PPOConfig):
     # on rware-tiny-2ag went from IQM 3.7 to 6.9 at 3M steps and learns LBF sooner.
     value_norm: bool = field(
         True,
-        "normalise the value targets by running statistics (the MAPPO paper's ValueNorm): "
-        "the critic predicts normalised values, de-normalised for GAE (see `ValueNorm`)",
+        VALUE_NORM_HELP,
     )
     clip_per_network: bool = field(
         True,
-        "clip the actor's and the critic's gradient norms to max_grad_norm separately (as "
-        "MAPPO's reference code does) instead of their joint norm, so that a large critic "
-        "gradient does not shrink the actor's step (see `clip_per_network`)",
+        CLIP_PER_NETWORK_HELP,
     )
 
 
