@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import jaxmarl_envs
     from jaxmarl_envs.algorithms import cli
+    from jaxmarl_envs.algorithms.evaluation import save_results
     from jaxmarl_envs.algorithms.training import action_info
 
     out = Path(args.out)
@@ -232,11 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     if not merged:
         print("no runs: no dataset found for the environments and tiers given", file=sys.stderr)
         return 1
-    out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
-    tmp = results_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(merged, indent=1))
-    tmp.replace(results_path)
+    save_results(merged, results_path)  # validated, written atomically
     print(f"wrote {results_path}")
     table_csv, table_md = write_table(baselines_table(merged), out)
     print(table_md.read_text(), end="")
