@@ -18,6 +18,20 @@ from jaxmarl_envs.algorithms.distributions import DiagGaussian, MaskedCategorica
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu, "silu": nn.silu}
 
 
+def init_each(init: Any, keys: chex.Array) -> Any:
+    """`init(key)` for each of `keys`, stacked on a new axis 0: the value of
+    `jax.vmap(init)(keys)`, computed one key after the other (`lax.map`).
+
+    Parameter initialisation must not be vmapped on CPU: vmap turns each orthogonal initialiser
+    into a batched LAPACK QR, which splits its batch over XLA's CPU thread pool and waits for it;
+    two such QRs running side by side (any network with several orthogonal layers) each hold
+    a pool thread while waiting for the other, and on a machine with few cores (2 here, jaxlib
+    0.10.2) the process hangs forever in `block_until_ready` with every thread idle. Mapping
+    keeps every QR unbatched. Initialisation runs once, so its sequential cost does not matter.
+    """
+    return jax.lax.map(init, keys)
+
+
 def activation_fn(name: str):
     """The activation called `name` (relu, tanh, gelu, silu); ValueError otherwise."""
     try:
@@ -148,7 +162,7 @@ class MultiAgentNet:
         if self.share:
             return self.module.init(key, hidden, x, resets)
         keys = jax.random.split(key, self.num_agents)
-        return jax.vmap(lambda k: self.module.init(k, hidden, x, resets))(keys)
+        return init_each(lambda k: self.module.init(k, hidden, x, resets), keys)
 
     def apply(self, params: Any, hidden: chex.Array, x: chex.Array, resets: chex.Array):
         """Runs the module over a time-major batch.

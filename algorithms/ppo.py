@@ -23,7 +23,13 @@ from jaxmarl_envs.algorithms.losses import (
     entropy_bonus,
     normalize,
 )
-from jaxmarl_envs.algorithms.networks import Actor, Critic, MultiAgentNet, make_distribution
+from jaxmarl_envs.algorithms.networks import (
+    Actor,
+    Critic,
+    MultiAgentNet,
+    init_each,
+    make_distribution,
+)
 from jaxmarl_envs.env import Environment
 
 # =============================================================================================
@@ -881,7 +887,7 @@ def make_train(config: PPOConfig, env: Environment | None = None):
     can be vmapped by calling it on a batch of keys (`train(keys)` with keys `(S, 2)`).
     """
     learner = make_learner(config, env)
-    init = jax.jit(jax.vmap(learner.init))
+    init = jax.jit(functools.partial(init_each, learner.init))
     learn = jax.jit(jax.vmap(learner.learn))
 
     def train(key: chex.PRNGKey):

@@ -22,7 +22,7 @@ from jaxmarl_envs.algorithms.buffers import (
     make_trajectory_buffer,
 )
 from jaxmarl_envs.algorithms.config import field
-from jaxmarl_envs.algorithms.networks import MultiAgentNet, Torso
+from jaxmarl_envs.algorithms.networks import MultiAgentNet, Torso, init_each
 from jaxmarl_envs.algorithms.value_kernels import (
     QMixer,
     double_q_select,
@@ -780,7 +780,7 @@ def make_train(config: QLearningConfig, env: Environment | None = None):
     """`train(key) -> (state, metrics)`: the whole run for one seed (or a `(S, 2)` batch of
     keys), without files; metrics are stacked over the `num_evaluations` intervals."""
     learner = make_learner(config, env)
-    init = jax.jit(jax.vmap(learner.init))
+    init = jax.jit(functools.partial(init_each, learner.init))
     learn = jax.jit(jax.vmap(learner.learn))
 
     def train(key: chex.PRNGKey):

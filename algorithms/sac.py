@@ -21,7 +21,7 @@ from jaxmarl_envs.algorithms.buffers import make_item_buffer
 from jaxmarl_envs.algorithms.buffers.item import ItemBuffer
 from jaxmarl_envs.algorithms.config import field
 from jaxmarl_envs.algorithms.distributions import MaskedCategorical
-from jaxmarl_envs.algorithms.networks import Actor, MultiAgentNet, Torso
+from jaxmarl_envs.algorithms.networks import Actor, MultiAgentNet, Torso, init_each
 from jaxmarl_envs.env import Environment
 
 # =============================================================================================
@@ -729,8 +729,8 @@ class SACLearner:
     def init(self, key: chex.PRNGKey) -> TrainState:
         """A fresh training state for one seed."""
         actor_key, critic_key, env_key, key = jax.random.split(key, 4)
-        critic = jax.vmap(lambda k: self.critic.init(k, self.critic_dim))(
-            jax.random.split(critic_key, 2)
+        critic = init_each(
+            lambda k: self.critic.init(k, self.critic_dim), jax.random.split(critic_key, 2)
         )
         params = Params(
             actor=self.actor.init(actor_key, self.obs_dim),
@@ -927,7 +927,7 @@ def make_train(config: SACConfig, env: Environment | None = None):
     with keys `(S, 2)` trains S seeds together.
     """
     learner = make_learner(config, env)
-    init = jax.jit(jax.vmap(learner.init))
+    init = jax.jit(functools.partial(init_each, learner.init))
     learn = jax.jit(jax.vmap(learner.learn))
 
     def train(key: chex.PRNGKey):

@@ -24,6 +24,8 @@ import io
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -777,11 +779,13 @@ def run_sweep(
     max_runs: int | None = None,
     verbose: bool = False,
     report_only: bool = False,
+    workers: int = 1,
 ) -> int:
     """Trains the selected runs that are not finished, in file order (tasks outer, algorithms
-    inner), updating `<out>/results.json` after each; then writes the report when every run of
-    the sweep is finished (or when `report_only`). Returns the exit status (1 if a run or the
-    report failed)."""
+    inner; up to `workers` at once, each in its own process, when `workers` > 1), updating
+    `<out>/results.json` after each; then writes the report when every run of the sweep is
+    finished (or when `report_only`). Returns the exit status (1 if a run or the report
+    failed)."""
     from jaxmarl_envs.algorithms.config import to_dict
 
     started = time.time()
@@ -814,7 +818,16 @@ def run_sweep(
     failed: list[str] = []
     if not report_only:
         try:
-            _train_selected(jobs, selected, results_path, max_runs, verbose, failed)
+            _train_selected(
+                jobs,
+                selected,
+                results_path,
+                max_runs,
+                verbose,
+                failed,
+                workers=workers,
+                sweep_path=Path(sweep.path).resolve(),
+            )
         except BaseException:  # killed (Ctrl-C, a test's interruption): record the time spent
             _write_summary(sweep, jobs, out, started, failed)
             raise
@@ -836,6 +849,26 @@ def run_sweep(
     return code
 
 
+def _train_job(job: Job, verbose: bool) -> float:
+    """Trains one run to the end of its budget in this process (resuming from its latest
+    checkpoint), records its seconds in `sweep_run.json` and returns them. Raises on failure."""
+    from jaxmarl_envs.algorithms import training
+
+    ckpt = job.run_dir / "checkpoints"
+    resumed = ckpt.is_dir() and any(ckpt.iterdir())
+    t0 = time.time()
+    module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
+    learner = module.make_learner(job.config)
+    summary = training.run_experiment(learner, str(job.run_dir), resume=True, verbose=verbose)
+    if not summary["finished"]:
+        raise RuntimeError("training stopped before the end of the budget")
+    seconds = time.time() - t0
+    (job.run_dir / "sweep_run.json").write_text(
+        json.dumps({"seconds": seconds, "resumed": resumed, "env_steps": job.env_steps}) + "\n"
+    )
+    return seconds
+
+
 def _train_selected(
     jobs: list[Job],
     selected: list[Job],
@@ -843,58 +876,125 @@ def _train_selected(
     max_runs: int | None,
     verbose: bool,
     failed: list[str],
+    workers: int = 1,
+    sweep_path: Path | None = None,
 ) -> None:
     """Trains the selected unfinished runs in order, one progress line each (appending failed
-    runs' keys to `failed`), and rebuilds the sweep's results after every finished run."""
-    from jaxmarl_envs.algorithms import training
-
+    runs' keys to `failed`), and rebuilds the sweep's results after every finished run. With
+    `workers` > 1 up to that many runs train at once, each in a child process (see
+    `_train_parallel`)."""
     todo = [j for j in selected if job_status(j) != "finished"]
     remaining = sum(j.env_steps for j in todo)
-    seconds_so_far, steps_so_far, trained = 0.0, 0, 0
+    started, steps_done, trained = time.time(), 0, 0
+    queue: list[tuple[str, Job]] = []
     for i, job in enumerate(jobs, 1):
         if job not in selected:
             continue
         head = f"[{i}/{len(jobs)}] {_describe(job)}"
-        status = job_status(job)
-        if status == "finished":
+        if job_status(job) == "finished":
             print(f"{head}: finished earlier, skipped", flush=True)
             continue
-        if max_runs is not None and trained >= max_runs:
-            print(f"stopping after {trained} run(s) (--max-runs); run again to continue")
+        if max_runs is not None and len(queue) >= max_runs:
+            print(f"stopping after {len(queue)} run(s) (--max-runs); run again to continue")
             break
+        queue.append((head, job))
+
+    def finished(head: str, job: Job, seconds: float | None, error: str | None) -> None:
+        nonlocal remaining, steps_done, trained
+        remaining -= job.env_steps
+        if error is not None:
+            failed.append(job.key)
+            print(f"{head}: FAILED after {fmt_duration(seconds or 0.0)}: {error}", flush=True)
+            return
+        trained += 1
+        steps_done += job.env_steps
+        collect_results(jobs, results_path)
+        # Wall clock per environment step so far: the right rate with runs side by side too.
+        eta = remaining * (time.time() - started) / max(steps_done, 1)
+        tail = f"sweep ETA {fmt_duration(eta)}" if remaining > 0 else "sweep done"
+        print(f"{head}: done in {fmt_duration(seconds or 0.0)}; {tail}", flush=True)
+
+    if workers > 1 and len(queue) > 1:
+        _train_parallel(queue, workers, sweep_path, results_path.parent, verbose, finished)
+        return
+    for head, job in queue:
         ckpt = job.run_dir / "checkpoints"
-        resumed = status == "partial" and ckpt.is_dir() and any(ckpt.iterdir())
+        resumed = ckpt.is_dir() and any(ckpt.iterdir())
         print(
             f"{head}: {'resuming from its checkpoint' if resumed else 'training'}...",
             flush=True,
         )
         t0 = time.time()
         try:
-            module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
-            learner = module.make_learner(job.config)
-            summary = training.run_experiment(
-                learner, str(job.run_dir), resume=True, verbose=verbose
-            )
-            if not summary["finished"]:
-                raise RuntimeError("training stopped before the end of the budget")
+            seconds = _train_job(job, verbose)
         except Exception as err:  # a failed run must not stop the sweep; KeyboardInterrupt does
             traceback.print_exc()
-            failed.append(job.key)
-            print(f"{head}: FAILED after {fmt_duration(time.time() - t0)}: {err}", flush=True)
-            remaining -= job.env_steps
+            finished(head, job, time.time() - t0, str(err))
             continue
-        seconds = time.time() - t0
-        trained += 1
-        (job.run_dir / "sweep_run.json").write_text(
-            json.dumps({"seconds": seconds, "resumed": resumed, "env_steps": job.env_steps}) + "\n"
-        )
-        collect_results(jobs, results_path)
-        seconds_so_far += seconds
-        steps_so_far += job.env_steps
-        remaining -= job.env_steps
-        eta = remaining * seconds_so_far / max(steps_so_far, 1)
-        tail = f"sweep ETA {fmt_duration(eta)}" if remaining > 0 else "sweep done"
-        print(f"{head}: done in {fmt_duration(seconds)}; {tail}", flush=True)
+        finished(head, job, seconds, None)
+
+
+def _train_parallel(
+    queue: list[tuple[str, Job]],
+    workers: int,
+    sweep_path: Path | None,
+    out: Path,
+    verbose: bool,
+    finished: Any,
+) -> None:
+    """Runs `queue` with up to `workers` child processes at once, in order: each child is
+    `jaxmarl benchmark <file> --out <out> --worker <run folder>`, which trains that one run
+    (as the serial path does) with its output in the run folder's `sweep_worker.log`.
+    `finished(head, job, seconds, error)` reports each ending run. Interrupted (Ctrl-C), the
+    children are interrupted too (their runs resume from their checkpoints) before the
+    interruption propagates."""
+    if sweep_path is None:
+        raise ValueError("parallel runs need the sweep file's path")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    pending = list(queue)
+    running: dict[subprocess.Popen, tuple[str, Job, float, Path, Any]] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                head, job = pending.pop(0)
+                job.run_dir.mkdir(parents=True, exist_ok=True)
+                log = job.run_dir / "sweep_worker.log"
+                ckpt = job.run_dir / "checkpoints"
+                resumed = ckpt.is_dir() and any(ckpt.iterdir())
+                argv = [sys.executable, "-m", "jaxmarl_envs.algorithms.cli", "benchmark"]
+                run = str(job.run_dir.relative_to(out / "runs"))
+                argv += [str(sweep_path), "--out", str(out), "--worker", run]
+                argv += ["--verbose"] if verbose else []
+                handle = open(log, "a")  # noqa: SIM115 (closed when the child ends)
+                proc = subprocess.Popen(
+                    argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()
+                )
+                running[proc] = (head, job, time.time(), log, handle)
+                what = "resuming from its checkpoint" if resumed else "training"
+                print(f"{head}: {what} (process {proc.pid}, log {log})...", flush=True)
+            time.sleep(0.5)
+            for proc in [p for p in running if p.poll() is not None]:
+                head, job, t0, log, handle = running.pop(proc)
+                handle.close()
+                seconds = time.time() - t0
+                if proc.returncode == 0:
+                    finished(head, job, seconds, None)
+                    continue
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print("\n".join(f"  | {line}" for line in tail), flush=True)
+                finished(head, job, seconds, f"exit status {proc.returncode} (log {log})")
+    except BaseException:
+        for proc in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc, (*_, handle) in running.items():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            handle.close()
+        raise
 
 
 def _select(jobs: list[Job], only: list[str] | None) -> list[Job]:
@@ -973,7 +1073,19 @@ def add_subparser(subparsers: Any) -> None:
         default=None,
         help="train at most this many runs, then stop (run again to continue)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train up to N runs at once, each in its own process with its output in the run "
+        "folder's sweep_worker.log (default 1). One run keeps about one core busy, so on a "
+        "2-core machine --jobs 2 nearly doubles the sweep's throughput",
+    )
     p.add_argument("--verbose", action="store_true", help="also print each run's progress lines")
+    # One run of a --jobs sweep, started by the parent process: trains the run in
+    # <out>/runs/<RUN>, nothing else.
+    p.add_argument("--worker", default=None, metavar="RUN", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_benchmark)
 
 
@@ -984,6 +1096,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.max_runs is not None and args.max_runs < 1:
         return error(f"--max-runs must be >= 1, got {args.max_runs}")
+    if args.jobs < 1:
+        return error(f"--jobs must be >= 1, got {args.jobs}")
     if args.report_only and args.dry_run:
         return error("--report-only and --dry-run exclude each other")
     try:
@@ -1007,6 +1121,17 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_plan(sweep, jobs, selected, out)
         return 0
+    if args.worker is not None:
+        match = [j for j in jobs if j.run_dir == out / "runs" / args.worker]
+        if len(match) != 1:
+            return error(f"--worker {args.worker!r} names no run of the sweep")
+        try:
+            seconds = _train_job(match[0], args.verbose)
+        except Exception:
+            traceback.print_exc()
+            return 1
+        print(f"{match[0].key}: done in {fmt_duration(seconds)}", flush=True)
+        return 0
     return run_sweep(
         sweep,
         jobs,
@@ -1015,4 +1140,5 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         max_runs=args.max_runs,
         verbose=args.verbose,
         report_only=args.report_only,
+        workers=args.jobs,
     )

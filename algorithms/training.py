@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmarl_envs import specs
+from jaxmarl_envs.algorithms import networks
 from jaxmarl_envs.algorithms.config import field
 from jaxmarl_envs.env import Environment
 from jaxmarl_envs.wrappers import AgentID, AutoReset, EpisodeMetrics, GlobalState
@@ -760,7 +761,7 @@ def run_experiment(
             },
         )
     keys = seed_keys(cfg.seed, cfg.num_seeds)
-    init_seeds = jax.vmap(learner.init)
+    init_seeds = functools.partial(networks.init_each, learner.init)
     abstract = jax.eval_shape(init_seeds, keys)
     shardings = state_shardings(abstract, learner.batched, mesh)
 

@@ -234,6 +234,53 @@ def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
     assert "rollout_length: 16 in the folder, 32 now" in err
 
 
+def _returns(data: dict) -> dict:
+    """`{(env, task, algo, seed, step): episode returns}` of a marl-eval results dict."""
+    return {
+        (env, task, algo, seed, step): values["episode_return"]
+        for env, tasks in data.items()
+        for task, algos in tasks.items()
+        for algo, seeds in algos.items()
+        for seed, steps in seeds.items()
+        for step, values in steps.items()
+    }
+
+
+def test_parallel_jobs_give_the_serial_results(killed_and_resumed, tmp_path, monkeypatch):
+    """`--jobs 2`: the runs train two at a time in child processes (their output in the run
+    folders' logs) and give the same numbers as the serial (killed and resumed) sweep."""
+    cache = os.environ.get("JAXMARL_TEST_CACHE")
+    if cache != "off":  # the children share the suite's compilation cache
+        monkeypatch.setenv(
+            "JAX_COMPILATION_CACHE_DIR",
+            cache or str(Path.home() / ".cache" / "jaxmarl_envs" / "jax"),
+        )
+        monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    path = _write(tmp_path, TINY_SWEEP)
+    out = tmp_path / "out"
+    stream = io.StringIO()
+    with contextlib.redirect_stdout(stream):
+        code = cli.main(["benchmark", str(path), "--out", str(out), "--jobs", "2"])
+    text = stream.getvalue()
+    assert code == 0, text
+    for i, (algo, task) in enumerate(RUNS, 1):
+        head = f"[{i}/4] {algo} on {task} (2 seeds, 2,048 steps)"
+        log = out / "runs" / algo / task / "sweep_worker.log"
+        assert f"{head}: training (process " in text and f"log {log})..." in text
+        assert f"{head}: done in " in text
+        assert f"{algo}/{task}: done in " in log.read_text()
+    # Two at a time: the second run started before the first one ended.
+    assert text.index("[2/4] iql on matrix-climbing (2 seeds, 2,048 steps): training") < text.index(
+        "[1/4] ippo on matrix-climbing (2 seeds, 2,048 steps): done in"
+    )
+    assert "; sweep done" in text and "report: " in text
+    parallel = load_results(out / "results.json")
+    serial = load_results(killed_and_resumed["out"] / "results.json")
+    assert _returns(parallel) == _returns(serial)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] == 4 and all(r["seconds"] > 0 for r in summary["runs"])
+
+
 def test_a_failed_run_does_not_stop_the_sweep(tmp_path, monkeypatch, capsys):
     path = _write(tmp_path, TINY_SWEEP)
     out = tmp_path / "out"
@@ -438,10 +485,12 @@ def test_usage_errors(tmp_path, capsys):
     assert cli.main(["benchmark", str(tmp_path / "missing.toml")]) == 2
     assert cli.main(["benchmark", str(path), "--out", str(out), "--only", "qmix/*"]) == 2
     assert cli.main(["benchmark", str(path), "--out", str(out), "--max-runs", "0"]) == 2
+    assert cli.main(["benchmark", str(path), "--out", str(out), "--jobs", "0"]) == 2
     err = capsys.readouterr().err
     assert "missing.toml: no such sweep file" in err
     assert "--only 'qmix/*' matches no run; runs: ippo/matrix-climbing, iql/matrix-climbing" in err
     assert "--max-runs must be >= 1" in err
+    assert "--jobs must be >= 1, got 0" in err
     assert not out.exists()
     # --only selects in the dry run too.
     assert (
@@ -522,6 +571,8 @@ def test_baselines_sweep_file_is_valid():
     assert {(j.algorithm, j.task) for j in jobs} == {(a, t) for a in algorithms for t in tasks}
     assert all(len(j.seeds) == 5 for j in jobs)
     for j in jobs:
+        # Per-family budgets: feed-forward PPO 3M steps, the costlier families 500k.
+        assert j.requested_steps == (3_000_000 if j.algorithm in ("ippo", "mappo") else 500_000)
         sac = j.algorithm in ("isac", "masac")
         continuous = sac and j.task == "mpe-simple_spread"
         assert j.env_id == ("mpe-simple_spread-continuous" if continuous else j.task)

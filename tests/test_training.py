@@ -306,6 +306,41 @@ def test_multi_seed_training_does_not_deadlock(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_seeds_are_initialised_without_the_batched_qr_deadlock():
+    """Regression: `jax.jit(jax.vmap(learner.init))` over 5 seeds of rec_IPPO on
+    rware-tiny-4ag hung forever on the 2-core machine (batched LAPACK QRs of the orthogonal
+    initialisers waiting on each other in XLA's CPU thread pool, every thread idle), with
+    `_xla_flags` applied. `networks.init_each` maps over the keys instead."""
+    code = textwrap.dedent(
+        """
+        import functools
+        import jax
+        from jaxmarl_envs.algorithms import networks, ppo, training
+        learner = ppo.make_learner(ppo.make_config("rec_ippo", env_id="rware-tiny-4ag"))
+        init = jax.jit(functools.partial(networks.init_each, learner.init))
+        state = jax.block_until_ready(init(training.seed_keys(0, 5)))
+        print(jax.tree_util.tree_leaves(state.params)[0].shape[0])
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["5"]
+
+
+def test_init_each_equals_initialising_each_key_alone():
+    from jaxmarl_envs.algorithms import networks
+
+    learner = ppo.make_learner(
+        ppo.make_config("rec_mappo", env_id="matrix-climbing", hidden_sizes=(8, 8), gru_size=8)
+    )
+    keys = training.seed_keys(3, 3)
+    stacked = jax.jit(lambda k: networks.init_each(learner.init, k))(keys)
+    for i in range(3):
+        alone = jax.jit(learner.init)(keys[i])
+        for a, b in zip(leaves(stacked), leaves(alone), strict=True):
+            np.testing.assert_array_equal(np.asarray(a)[i], np.asarray(b))
+
+
 def test_cli_lists_and_configures_every_family():
     from jaxmarl_envs.algorithms import cli, q_learning, sac, train_cli
 

@@ -17,7 +17,7 @@ import optax
 import jaxmarl_envs
 from jaxmarl_envs.algorithms import training
 from jaxmarl_envs.algorithms.config import field
-from jaxmarl_envs.algorithms.networks import MultiAgentNet, Torso
+from jaxmarl_envs.algorithms.networks import MultiAgentNet, Torso, init_each
 from jaxmarl_envs.algorithms.offline.data import Batch, Transitions, load_transitions, sample_batch
 from jaxmarl_envs.env import Environment
 
@@ -290,7 +290,7 @@ def make_train(module: Any, config: OfflineConfig, env: Environment | None = Non
     """`train(key) -> (state, metrics)`: a whole offline run of `module`'s learner for one
     seed or a `(S, 2)` batch of keys, without files (metrics stacked over evaluations)."""
     learner = module.make_learner(config, env, data=data)
-    init = jax.jit(jax.vmap(learner.init))
+    init = jax.jit(functools.partial(init_each, learner.init))
     learn = jax.jit(jax.vmap(learner.learn, in_axes=(0, None)))
 
     def train(key: chex.PRNGKey, data: Transitions | None = None):
@@ -320,7 +320,7 @@ def make_train(module: Any, config: OfflineConfig, env: Environment | None = Non
 
 def twin_init(net: Any, key: chex.PRNGKey, input_dim: int) -> Any:
     """Two independent parameter sets of `net` (TD3's twin critics), stacked on axis 0."""
-    return jax.vmap(lambda k: net.init(k, input_dim))(jax.random.split(key, 2))
+    return init_each(lambda k: net.init(k, input_dim), jax.random.split(key, 2))
 
 
 def twin_apply(net: Any, params: Any, x: chex.Array) -> chex.Array:
