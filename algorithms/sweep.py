@@ -915,7 +915,7 @@ def _train_selected(
         print(f"{head}: done in {fmt_duration(seconds or 0.0)}; {tail}", flush=True)
 
     if workers > 1 and len(queue) > 1:
-        _train_parallel(queue, workers, sweep_path, results_path.parent, verbose, finished)
+        _train_parallel(queue, workers, sweep_path, results_path.parent, finished)
         return
     for head, job in queue:
         ckpt = job.run_dir / "checkpoints"
@@ -939,12 +939,11 @@ def _train_parallel(
     workers: int,
     sweep_path: Path | None,
     out: Path,
-    verbose: bool,
     finished: Any,
 ) -> None:
     """Runs `queue` with up to `workers` child processes at once, in order: each child is
     `jaxmarl benchmark <file> --out <out> --worker <run folder>`, which trains that one run
-    (as the serial path does) with its output in the run folder's `sweep_worker.log`.
+    (as the serial path does) with its progress lines in the run folder's `sweep_worker.log`.
     `finished(head, job, seconds, error)` reports each ending run. Interrupted (Ctrl-C), the
     children are interrupted too (their runs resume from their checkpoints) before the
     interruption propagates."""
@@ -964,7 +963,6 @@ def _train_parallel(
                 argv = [sys.executable, "-m", "jaxmarl_envs.algorithms.cli", "benchmark"]
                 run = str(job.run_dir.relative_to(out / "runs"))
                 argv += [str(sweep_path), "--out", str(out), "--worker", run]
-                argv += ["--verbose"] if verbose else []
                 handle = open(log, "a")  # noqa: SIM115 (closed when the child ends)
                 proc = subprocess.Popen(
                     argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()
@@ -1079,8 +1077,7 @@ def add_subparser(subparsers: Any) -> None:
         default=1,
         metavar="N",
         help="train up to N runs at once, each in its own process with its output in the run "
-        "folder's sweep_worker.log (default 1). One run keeps about one core busy, so on a "
-        "2-core machine --jobs 2 nearly doubles the sweep's throughput",
+        "folder's sweep_worker.log (default 1). One run leaves part of a multi-core machine idle",
     )
     p.add_argument("--verbose", action="store_true", help="also print each run's progress lines")
     # One run of a --jobs sweep, started by the parent process: trains the run in
@@ -1126,7 +1123,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         if len(match) != 1:
             return error(f"--worker {args.worker!r} names no run of the sweep")
         try:
-            seconds = _train_job(match[0], args.verbose)
+            seconds = _train_job(match[0], verbose=True)  # into the run's sweep_worker.log
         except Exception:
             traceback.print_exc()
             return 1

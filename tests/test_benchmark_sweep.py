@@ -269,6 +269,7 @@ def test_parallel_jobs_give_the_serial_results(killed_and_resumed, tmp_path, mon
         assert f"{head}: training (process " in text and f"log {log})..." in text
         assert f"{head}: done in " in text
         assert f"{algo}/{task}: done in " in log.read_text()
+        assert "absolute metric" in log.read_text()  # the run's own progress lines
     # Two at a time: the second run started before the first one ended.
     assert text.index("[2/4] iql on matrix-climbing (2 seeds, 2,048 steps): training") < text.index(
         "[1/4] ippo on matrix-climbing (2 seeds, 2,048 steps): done in"
