@@ -80,6 +80,12 @@ class PPOConfig(training.RunConfig):
     num_epochs: int = field(4, "passes over each rollout")
     num_minibatches: int = field(2, "minibatches per epoch")
     lr: float = field(2.5e-4, "Adam learning rate")
+    critic_lr_scale: float = field(
+        1.0,
+        "the critic's learning rate as a multiple of lr (Adam's step scaled, so with "
+        "anneal_lr both decay together); a centralised critic reads a larger input than the "
+        "actor and may need a larger step",
+    )
     anneal_lr: bool = field(False, "decay the learning rate linearly to 0")
     gamma: float = field(0.99, "discount factor")
     gae_lambda: float = field(0.95, "GAE lambda")
@@ -212,7 +218,7 @@ def derive(config: PPOConfig, num_devices: int | None = None) -> Derived:
     for name in ("rollout_length", "num_epochs", "num_minibatches", "gru_size"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
-    for name in ("lr", "max_grad_norm"):
+    for name in ("lr", "max_grad_norm", "critic_lr_scale"):
         if not getattr(c, name) > 0:
             raise ValueError(f"{name} must be > 0, got {getattr(c, name)}")
     for name in ("gamma", "gae_lambda"):
@@ -849,8 +855,24 @@ def build_networks(
         clip = clip_per_network(config.max_grad_norm)
     else:
         clip = optax.clip_by_global_norm(config.max_grad_norm)
-    optimizer = optax.chain(clip, optax.adam(lr, eps=1e-5))
+    parts = [clip, optax.adam(lr, eps=1e-5)]
+    if config.critic_lr_scale != 1.0:
+        parts.append(scale_critic(config.critic_lr_scale))
+    optimizer = optax.chain(*parts)
     return actor, critic, optimizer
+
+
+def scale_critic(factor: float) -> optax.GradientTransformation:
+    """Multiplies the critic's updates (`Params.critic`) by `factor`: after Adam, the same as
+    giving the critic its own Adam with learning rate `factor * lr` (Adam's step is linear in
+    its learning rate). Chained only when `critic_lr_scale != 1`, so runs and checkpoints
+    without it keep their optimiser state."""
+
+    def update(updates: Params, state, params=None):
+        critic = jax.tree_util.tree_map(lambda u: u * factor, updates.critic)
+        return updates.replace(critic=critic), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def clip_per_network(max_norm: float) -> optax.GradientTransformation:

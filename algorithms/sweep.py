@@ -602,11 +602,16 @@ def config_mismatch(job: Job) -> list[str]:
         return []
     saved = saved.get("config", {})
     planned = json.loads(json.dumps(to_dict(job.config)))
-    keys = sorted(set(saved) | set(planned))
+    # A field added after the run was trained, at its default, is not a difference: new fields
+    # default to the behaviour that existed before them. `out` is where the sweep folder was
+    # then: a moved folder still resumes.
+    defaults = json.loads(json.dumps(to_dict(type(job.config)())))
+    keys = sorted((set(saved) | set(planned)) - {"out"})
     return [
         f"{k}: {saved.get(k, '<missing>')!r} in the folder, {planned.get(k, '<missing>')!r} now"
         for k in keys
         if saved.get(k) != planned.get(k)
+        and not (k not in saved and k in defaults and planned.get(k) == defaults[k])
     ]
 
 

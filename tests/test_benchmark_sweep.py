@@ -234,6 +234,31 @@ def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
     assert "rollout_length: 16 in the folder, 32 now" in err
 
 
+def test_fields_added_after_a_run_are_not_differences_at_their_default(
+    killed_and_resumed, tmp_path, capsys
+):
+    """A run folder saved before a config field existed has no such key: at the field's
+    default (the old behaviour) the run still counts as trained with the sweep's config; a
+    missing key whose planned value is not the default is a difference. The sweep folder is
+    a moved copy here: a moved sweep still resumes."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(killed_and_resumed["out"], out)
+    path = killed_and_resumed["path"]
+    config_path = out / "runs" / "ippo" / "matrix-climbing" / "config.json"
+    saved = json.loads(config_path.read_text())
+    assert saved["config"]["critic_lr_scale"] == 1.0 and saved["config"]["rollout_length"] == 16
+    del saved["config"]["critic_lr_scale"]
+    config_path.write_text(json.dumps(saved))
+    assert cli.main(["benchmark", str(path), "--out", str(out), "--dry-run"]) == 0
+    assert "[1/4] ippo on matrix-climbing" in capsys.readouterr().out
+    del saved["config"]["rollout_length"]  # the sweep sets 16, the default is 128
+    config_path.write_text(json.dumps(saved))
+    assert cli.main(["benchmark", str(path), "--out", str(out), "--dry-run"]) == 2
+    assert "rollout_length: '<missing>' in the folder, 16 now" in capsys.readouterr().err
+
+
 def _returns(data: dict) -> dict:
     """`{(env, task, algo, seed, step): episode returns}` of a marl-eval results dict."""
     return {

@@ -399,6 +399,44 @@ def test_mappo_value_norm_learns_toy_task():
     assert float(mean) > 0.1 and float(std) > 0.1
 
 
+def test_critic_lr_scale_scales_only_the_critic_step():
+    """`critic_lr_scale=k`: the critic's Adam step is k times the unscaled one (the same as an
+    Adam of its own at k * lr), over several steps; the actor's step is unchanged; at 1 the
+    optimiser is the plain chain (same state structure as before the option existed)."""
+    learners = {
+        k: ppo.make_learner(ppo.make_config("mappo", critic_lr_scale=k, **FAST), env=ToyEnv())
+        for k in (1.0, 3.0)
+    }
+    params = learners[1.0].init(jax.random.PRNGKey(0)).params.replace(value_norm=None)
+    key = jax.random.PRNGKey(1)
+    states = {k: lrn.optimizer.init(params) for k, lrn in learners.items()}
+    for _ in range(3):
+        key, sub = jax.random.split(key)
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        noise = jax.random.split(sub, len(leaves))
+        grads = jax.tree_util.tree_unflatten(
+            treedef, [jax.random.normal(k, x.shape) for k, x in zip(noise, leaves, strict=True)]
+        )
+        updates = {}
+        for k, lrn in learners.items():
+            updates[k], states[k] = lrn.optimizer.update(grads, states[k], params)
+        for a, b in zip(leaves_of(updates[3.0].actor), leaves_of(updates[1.0].actor), strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(
+            leaves_of(updates[3.0].critic), leaves_of(updates[1.0].critic), strict=True
+        ):
+            np.testing.assert_allclose(a, 3.0 * b, rtol=1e-6)
+        assert float(optax.tree.norm(updates[1.0].critic)) > 0
+    plain = optax.chain(optax.identity(), optax.identity()).init(params)
+    assert len(states[1.0]) == len(plain) and len(states[3.0]) == 3
+    with pytest.raises(ValueError, match="critic_lr_scale must be > 0"):
+        ppo.make_learner(ppo.make_config("mappo", critic_lr_scale=0.0, **FAST), env=ToyEnv())
+
+
+def leaves_of(tree) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
 def test_clip_per_network_hand_built():
     """A huge critic gradient shrinks the actor's step under the global clip, not under the
     per-network clip, where each network's gradient is clipped to the norm on its own."""
