@@ -27,6 +27,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -888,9 +889,8 @@ def _train_selected(
     runs' keys to `failed`), and rebuilds the sweep's results after every finished run. With
     `workers` > 1 up to that many runs train at once, each in a child process (see
     `_train_parallel`)."""
-    todo = [j for j in selected if job_status(j) != "finished"]
-    remaining = sum(j.env_steps for j in todo)
-    started, steps_done, trained = time.time(), 0, 0
+    left = [j for j in selected if job_status(j) != "finished"]  # runs not ended yet
+    spent: dict[str, list[float]] = {}  # algorithm -> [seconds, env steps] of finished runs
     queue: list[tuple[str, Job]] = []
     for i, job in enumerate(jobs, 1):
         if job not in selected:
@@ -904,19 +904,28 @@ def _train_selected(
             break
         queue.append((head, job))
 
+    def eta() -> float:
+        """Seconds left: each run left at its algorithm's seconds per environment step so far
+        (the families differ 10x; all finished runs' rate for an algorithm not seen yet),
+        shared by the workers."""
+        total = [sum(v[0] for v in spent.values()), sum(v[1] for v in spent.values())]
+        seconds = 0.0
+        for j in left:
+            sec, steps = spent.get(j.algorithm, total)
+            seconds += j.env_steps * sec / max(steps, 1)
+        return seconds / max(1, min(workers, len(left)))
+
     def finished(head: str, job: Job, seconds: float | None, error: str | None) -> None:
-        nonlocal remaining, steps_done, trained
-        remaining -= job.env_steps
+        left.remove(job)
         if error is not None:
             failed.append(job.key)
             print(f"{head}: FAILED after {fmt_duration(seconds or 0.0)}: {error}", flush=True)
             return
-        trained += 1
-        steps_done += job.env_steps
+        rate = spent.setdefault(job.algorithm, [0.0, 0.0])
+        rate[0] += seconds or 0.0
+        rate[1] += job.env_steps
         collect_results(jobs, results_path)
-        # Wall clock per environment step so far: the right rate with runs side by side too.
-        eta = remaining * (time.time() - started) / max(steps_done, 1)
-        tail = f"sweep ETA {fmt_duration(eta)}" if remaining > 0 else "sweep done"
+        tail = f"sweep ETA {fmt_duration(eta())}" if left else "sweep done"
         print(f"{head}: done in {fmt_duration(seconds or 0.0)}; {tail}", flush=True)
 
     if workers > 1 and len(queue) > 1:
@@ -949,14 +958,22 @@ def _train_parallel(
     """Runs `queue` with up to `workers` child processes at once, in order: each child is
     `jaxmarl benchmark <file> --out <out> --worker <run folder>`, which trains that one run
     (as the serial path does) with its progress lines in the run folder's `sweep_worker.log`.
-    `finished(head, job, seconds, error)` reports each ending run. Interrupted (Ctrl-C), the
-    children are interrupted too (their runs resume from their checkpoints) before the
-    interruption propagates."""
+    `finished(head, job, seconds, error)` reports each ending run. Interrupted (Ctrl-C, or
+    SIGTERM as a batch scheduler sends it), the children are terminated too (their runs resume
+    from their checkpoints; one still alive after 30 s is killed) before the interruption
+    propagates: no training process outlives the sweep."""
     if sweep_path is None:
         raise ValueError("parallel runs need the sweep file's path")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     pending = list(queue)
     running: dict[subprocess.Popen, tuple[str, Job, float, Path, Any]] = {}
+
+    def terminated(signum, frame):  # SIGTERM: stop the children too, not orphan them
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, terminated)
     try:
         while pending or running:
             while pending and len(running) < workers:
@@ -987,17 +1004,20 @@ def _train_parallel(
                 print("\n".join(f"  | {line}" for line in tail), flush=True)
                 finished(head, job, seconds, f"exit status {proc.returncode} (log {log})")
     except BaseException:
-        for proc in running:
+        for proc in running:  # killed mid-interval, a run resumes from its last checkpoint
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.terminate()
         for proc, (*_, handle) in running.items():
             try:
-                proc.wait(timeout=60)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
             handle.close()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _select(jobs: list[Job], only: list[str] | None) -> list[Job]:

@@ -307,6 +307,40 @@ def test_parallel_jobs_give_the_serial_results(killed_and_resumed, tmp_path, mon
     assert summary["finished"] == 4 and all(r["seconds"] > 0 for r in summary["runs"])
 
 
+def test_terminated_parallel_sweep_leaves_no_training_process(tmp_path):
+    """SIGTERM to a `--jobs 2` sweep (a batch scheduler's kill) ends its children too, then
+    the sweep itself; nothing keeps training in the background."""
+    import re
+    import signal
+    import time
+
+    slow = TINY_SWEEP.replace("total_steps = 2048", "total_steps = 2_000_000")
+    path = _write(tmp_path, slow)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "jaxmarl_envs.algorithms.cli", "benchmark", str(path)]
+    argv += ["--out", str(out), "--jobs", "2"]
+    log = tmp_path / "parent.log"
+    with open(log, "w") as handle:
+        parent = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while len(re.findall(r"\(process (\d+),", log.read_text())) < 2:
+            assert parent.poll() is None, log.read_text()
+            assert time.time() < deadline, log.read_text()
+            time.sleep(0.2)
+        children = [int(pid) for pid in re.findall(r"\(process (\d+),", log.read_text())]
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=60)
+    assert parent.returncode != 0
+    for pid in children:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        # Still listed: only as a zombie reaped by nobody, never as a live process.
+        with open(f"/proc/{pid}/stat") as stat:
+            assert stat.read().split()[2] == "Z", f"child {pid} still running"
+
+
 def test_a_failed_run_does_not_stop_the_sweep(tmp_path, monkeypatch, capsys):
     path = _write(tmp_path, TINY_SWEEP)
     out = tmp_path / "out"
