@@ -602,10 +602,14 @@ def config_mismatch(job: Job) -> list[str]:
     if saved is None:
         return []
     saved = saved.get("config", {})
+    upgrade = getattr(type(job.config), "upgrade_dict", None)
+    if upgrade is not None:  # what an older config.json meant (fields added since, renames)
+        saved = upgrade(dict(saved))
     planned = json.loads(json.dumps(to_dict(job.config)))
-    # A field added after the run was trained, at its default, is not a difference: new fields
-    # default to the behaviour that existed before them. `out` is where the sweep folder was
-    # then: a moved folder still resumes.
+    # Any other field added after the run was trained, at its default, is not a difference:
+    # new fields default to the behaviour that existed before them (a class whose new default
+    # differs says so in `upgrade_dict`). `out` is where the sweep folder was then: a moved
+    # folder still resumes.
     defaults = json.loads(json.dumps(to_dict(type(job.config)())))
     keys = sorted((set(saved) | set(planned)) - {"out"})
     return [

@@ -264,12 +264,14 @@ def test_config_saved_before_critic_input_loads():
     assert cfg.critic_input == "local" and not cfg.centralised_critic
     # A current config is unchanged by the upgrade.
     assert from_dict(ppo.MAPPOConfig, to_dict(ppo.MAPPOConfig())) == ppo.MAPPOConfig()
-    # One saved before value_norm and clip_per_network existed ran without them.
-    new = ("value_norm", "clip_per_network")
+    # One saved before value_norm, clip_per_network and critic_lr_scale existed ran without.
+    new = ("value_norm", "clip_per_network", "critic_lr_scale")
     before = {k: v for k, v in to_dict(ppo.MAPPOConfig()).items() if k not in new}
     cfg = from_dict(ppo.MAPPOConfig, before)
-    assert not cfg.value_norm and not cfg.clip_per_network
-    assert from_dict(ppo.MAPPOConfig, {}).value_norm  # a partial dict keeps the defaults
+    assert not cfg.value_norm and not cfg.clip_per_network and cfg.critic_lr_scale == 1.0
+    partial = from_dict(ppo.MAPPOConfig, {})  # a partial dict keeps the defaults
+    assert partial.value_norm and partial.critic_lr_scale == 10.0
+    assert ppo.IPPOConfig().critic_lr_scale == 1.0
 
 
 def test_team_rewards_hand_built():
