@@ -23,11 +23,12 @@ def init_each(init: Any, keys: chex.Array) -> Any:
     `jax.vmap(init)(keys)`, computed one key after the other (`lax.map`).
 
     Parameter initialisation must not be vmapped on CPU: vmap turns each orthogonal initialiser
-    into a batched LAPACK QR, which splits its batch over XLA's CPU thread pool and waits for it;
-    two such QRs running side by side (any network with several orthogonal layers) each hold
-    a pool thread while waiting for the other, and on a machine with few cores (2 here, jaxlib
-    0.10.2) the process hangs forever in `block_until_ready` with every thread idle. Mapping
-    keeps every QR unbatched. Initialisation runs once, so its sequential cost does not matter.
+    into a batched LAPACK QR, which runs on a thread of XLA's CPU pool, splits its batch into
+    tasks for the same pool and blocks until they are done. When as many such QRs run side by
+    side as the pool has threads (any network with several orthogonal layers, on a machine with
+    few cores: 2 here, jaxlib 0.10.2), every thread blocks on tasks no thread is free to run,
+    and the process hangs forever in `block_until_ready` with every thread idle. Mapping keeps
+    every QR unbatched. Initialisation runs once, so its sequential cost does not matter.
     """
     return jax.lax.map(init, keys)
 
