@@ -232,6 +232,18 @@ def test_pettingzoo_run_reports_staleness_and_utilisation(tmp_path):
     assert len(summary["history"]) == 2 and _sebulba_threads() == []
 
 
+def test_value_norm_trains_its_statistics(tmp_path):
+    """`value_norm=True` under Sebulba: the parameters carry ValueNorm's running statistics
+    (they failed in the learner with "params.value_norm is None" before) and they move."""
+    config = _config(SHRINKING, total_steps=4 * 4 * 8, num_evaluations=2, value_norm=True)
+    summary = sebulba.train(config, sebulba.SebulbaSettings(), str(tmp_path), verbose=False)
+    assert summary["finished"]
+    norm = summary["params"].value_norm
+    assert norm is not None and float(norm.debias) > 0
+    mean, std = ppo.value_norm_stats(norm)
+    assert float(mean) > 0 and float(std) > 0  # ShrinkingEnv pays 1 for action 1
+
+
 def test_stopped_run_resumes_from_its_checkpoint(tmp_path):
     from jaxmarl_envs.algorithms.evaluation import load_results
 
