@@ -532,14 +532,21 @@ class PPOLearner:
 
     # -- init -------------------------------------------------------------------------------
 
-    def init(self, key: chex.PRNGKey) -> TrainState:
-        """A fresh training state for one seed."""
-        actor_key, critic_key, env_key, key = jax.random.split(key, 4)
+    def init_params(self, actor_key: chex.PRNGKey, critic_key: chex.PRNGKey) -> tuple[Params, Any]:
+        """Fresh `(params, opt_state)`: the networks, ValueNorm's statistics when `value_norm`
+        is set, and the optimiser's state (it updates the networks only). Sebulba's learner
+        builds its parameters with it too."""
         params = Params(
             actor=self.actor.init(actor_key, self.obs_dim),
             critic=self.critic.init(critic_key, self.critic_dim),
             value_norm=value_norm_init() if self.config.value_norm else None,
         )
+        return params, self.optimizer.init(params.replace(value_norm=None))
+
+    def init(self, key: chex.PRNGKey) -> TrainState:
+        """A fresh training state for one seed."""
+        actor_key, critic_key, env_key, key = jax.random.split(key, 4)
+        params, opt_state = self.init_params(actor_key, critic_key)
         num_envs = self.config.num_envs
         env_state, ts = jax.vmap(self.train_env.reset)(jax.random.split(env_key, num_envs))
         runner = Runner(
@@ -550,7 +557,7 @@ class PPOLearner:
         )
         return TrainState(
             params=params,
-            opt_state=self.optimizer.init(params.replace(value_norm=None)),
+            opt_state=opt_state,
             runner=runner,
             key=key,
             update_step=jnp.zeros((), jnp.int32),

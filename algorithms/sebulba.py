@@ -507,17 +507,9 @@ class Sebulba:
 
     def init_params(self, key: jax.Array) -> tuple[ppo.Params, Any]:
         """Fresh `(params, opt_state)` (replicated over the learner devices)."""
-        lrn, dim = self.learner, self.obs_dim
 
         def init(key):
-            actor_key, critic_key = jax.random.split(key)
-            params = ppo.Params(
-                actor=lrn.actor.init(actor_key, dim),
-                critic=lrn.critic.init(critic_key, dim),
-                value_norm=ppo.value_norm_init() if self.config.value_norm else None,
-            )
-            # The optimiser updates the networks only (as in Anakin's `PPOLearner.init`).
-            return params, lrn.optimizer.init(params.replace(value_norm=None))
+            return self.learner.init_params(*jax.random.split(key))
 
         # Computed by every process in one jitted program: identical replicated copies.
         return jax.jit(init, out_shardings=(self._rep, self._rep))(key)
