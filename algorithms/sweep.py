@@ -859,13 +859,18 @@ def run_sweep(
     return code
 
 
+def _has_checkpoint(job: Job) -> bool:
+    """Whether the run folder holds a checkpoint to resume from."""
+    ckpt = job.run_dir / "checkpoints"
+    return ckpt.is_dir() and any(ckpt.iterdir())
+
+
 def _train_job(job: Job, verbose: bool) -> float:
     """Trains one run to the end of its budget in this process (resuming from its latest
     checkpoint), records its seconds in `sweep_run.json` and returns them. Raises on failure."""
     from jaxmarl_envs.algorithms import training
 
-    ckpt = job.run_dir / "checkpoints"
-    resumed = ckpt.is_dir() and any(ckpt.iterdir())
+    resumed = _has_checkpoint(job)
     t0 = time.time()
     module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
     learner = module.make_learner(job.config)
@@ -886,8 +891,8 @@ def _train_selected(
     max_runs: int | None,
     verbose: bool,
     failed: list[str],
-    workers: int = 1,
-    sweep_path: Path | None = None,
+    workers: int,
+    sweep_path: Path,
 ) -> None:
     """Trains the selected unfinished runs in order, one progress line each (appending failed
     runs' keys to `failed`), and rebuilds the sweep's results after every finished run. With
@@ -936,12 +941,8 @@ def _train_selected(
         _train_parallel(queue, workers, sweep_path, results_path.parent, finished)
         return
     for head, job in queue:
-        ckpt = job.run_dir / "checkpoints"
-        resumed = ckpt.is_dir() and any(ckpt.iterdir())
-        print(
-            f"{head}: {'resuming from its checkpoint' if resumed else 'training'}...",
-            flush=True,
-        )
+        what = "resuming from its checkpoint" if _has_checkpoint(job) else "training"
+        print(f"{head}: {what}...", flush=True)
         t0 = time.time()
         try:
             seconds = _train_job(job, verbose)
@@ -955,7 +956,7 @@ def _train_selected(
 def _train_parallel(
     queue: list[tuple[str, Job]],
     workers: int,
-    sweep_path: Path | None,
+    sweep_path: Path,
     out: Path,
     finished: Any,
 ) -> None:
@@ -966,8 +967,6 @@ def _train_parallel(
     SIGTERM as a batch scheduler sends it), the children are terminated too (their runs resume
     from their checkpoints; one still alive after 30 s is killed) before the interruption
     propagates: no training process outlives the sweep."""
-    if sweep_path is None:
-        raise ValueError("parallel runs need the sweep file's path")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     pending = list(queue)
     running: dict[subprocess.Popen, tuple[str, Job, float, Path, Any]] = {}
@@ -984,8 +983,7 @@ def _train_parallel(
                 head, job = pending.pop(0)
                 job.run_dir.mkdir(parents=True, exist_ok=True)
                 log = job.run_dir / "sweep_worker.log"
-                ckpt = job.run_dir / "checkpoints"
-                resumed = ckpt.is_dir() and any(ckpt.iterdir())
+                what = "resuming from its checkpoint" if _has_checkpoint(job) else "training"
                 argv = [sys.executable, "-m", "jaxmarl_envs.algorithms.cli", "benchmark"]
                 run = str(job.run_dir.relative_to(out / "runs"))
                 argv += [str(sweep_path), "--out", str(out), "--worker", run]
@@ -994,7 +992,6 @@ def _train_parallel(
                     argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()
                 )
                 running[proc] = (head, job, time.time(), log, handle)
-                what = "resuming from its checkpoint" if resumed else "training"
                 print(f"{head}: {what} (process {proc.pid}, log {log})...", flush=True)
             time.sleep(0.5)
             for proc in [p for p in running if p.poll() is not None]:
@@ -1108,7 +1105,12 @@ def add_subparser(subparsers: Any) -> None:
         help="train up to N runs at once, each in its own process with its output in the run "
         "folder's sweep_worker.log (default 1). One run leaves part of a multi-core machine idle",
     )
-    p.add_argument("--verbose", action="store_true", help="also print each run's progress lines")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print each run's progress lines (with --jobs they are in each run's "
+        "sweep_worker.log either way)",
+    )
     # One run of a --jobs sweep, started by the parent process: trains the run in
     # <out>/runs/<RUN>, nothing else.
     p.add_argument("--worker", default=None, metavar="RUN", help=argparse.SUPPRESS)
