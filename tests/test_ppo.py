@@ -11,6 +11,7 @@ import optax
 import pytest
 from continuous_toy_env import ContinuousToyEnv
 from toy_env import ToyEnv
+from training_checks import leaves
 
 from jaxmarl_envs.algorithms import ppo
 
@@ -414,29 +415,23 @@ def test_critic_lr_scale_scales_only_the_critic_step():
     states = {k: lrn.optimizer.init(params) for k, lrn in learners.items()}
     for _ in range(3):
         key, sub = jax.random.split(key)
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        noise = jax.random.split(sub, len(leaves))
+        shapes, treedef = jax.tree_util.tree_flatten(params)
+        noise = jax.random.split(sub, len(shapes))
         grads = jax.tree_util.tree_unflatten(
-            treedef, [jax.random.normal(k, x.shape) for k, x in zip(noise, leaves, strict=True)]
+            treedef, [jax.random.normal(k, x.shape) for k, x in zip(noise, shapes, strict=True)]
         )
         updates = {}
         for k, lrn in learners.items():
             updates[k], states[k] = lrn.optimizer.update(grads, states[k], params)
-        for a, b in zip(leaves_of(updates[3.0].actor), leaves_of(updates[1.0].actor), strict=True):
+        for a, b in zip(leaves(updates[3.0].actor), leaves(updates[1.0].actor), strict=True):
             np.testing.assert_array_equal(a, b)
-        for a, b in zip(
-            leaves_of(updates[3.0].critic), leaves_of(updates[1.0].critic), strict=True
-        ):
+        for a, b in zip(leaves(updates[3.0].critic), leaves(updates[1.0].critic), strict=True):
             np.testing.assert_allclose(a, 3.0 * b, rtol=1e-6)
         assert float(optax.tree.norm(updates[1.0].critic)) > 0
     plain = optax.chain(optax.identity(), optax.identity()).init(params)
     assert len(states[1.0]) == len(plain) and len(states[3.0]) == 3
     with pytest.raises(ValueError, match="critic_lr_scale must be > 0"):
         ppo.make_learner(ppo.make_config("mappo", critic_lr_scale=0.0, **FAST), env=ToyEnv())
-
-
-def leaves_of(tree) -> list[np.ndarray]:
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
 def test_clip_per_network_hand_built():

@@ -309,8 +309,9 @@ def test_multi_seed_training_does_not_deadlock(tmp_path):
 def test_seeds_are_initialised_without_the_batched_qr_deadlock():
     """Regression: `jax.jit(jax.vmap(learner.init))` over 5 seeds of rec_IPPO on
     rware-tiny-4ag hung forever on the 2-core machine (batched LAPACK QRs of the orthogonal
-    initialisers waiting on each other in XLA's CPU thread pool, every thread idle), with
-    `_xla_flags` applied. `networks.init_each` maps over the keys instead."""
+    initialisers, each blocked on tasks for XLA's CPU thread pool that no thread was free to
+    run; every thread idle), with `_xla_flags` applied. `networks.init_each` maps over the keys
+    instead."""
     code = textwrap.dedent(
         """
         import functools
