@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import difflib
 import fnmatch
+import functools
 import io
 import json
 import os
@@ -30,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -742,11 +744,28 @@ def write_report(sweep: SweepFile, out: Path, verbose: bool) -> tuple[int, str]:
 def _write_summary(
     sweep: SweepFile, jobs: list[Job], out: Path, started: float, failed: list[str]
 ) -> Path:
-    """`<out>/summary.json`: per-run status and seconds, this invocation's and the sweep's
-    total wall-clock time."""
+    """`<out>/summary.json`: per-run status and seconds (the last invocation's and the run's
+    in all), and the sweep's wall-clock time per invocation and in all. Written when an
+    invocation starts, after each run it finishes and when it ends, so an invocation killed
+    without warning has its time recorded up to its last finished run."""
+    from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
+
     path = out / "summary.json"
     previous = _read_json(path) or {}
     wall = time.time() - started
+    invocations = list(previous.get("invocations", []))
+    if not invocations and previous.get("wall_clock_seconds_total"):
+        # a summary written before invocations were listed: its total as one entry
+        invocations.append(
+            {"started": None, "ended": None, "seconds": previous["wall_clock_seconds_total"]}
+        )
+    this = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": wall,
+        "started_unix": started,  # identifies the invocation among the entries
+    }
+    invocations = [i for i in invocations if i.get("started_unix") != started] + [this]
     runs = []
     for job in jobs:
         timing = _read_json(job.run_dir / "sweep_run.json") or {}
@@ -760,6 +779,7 @@ def _write_summary(
                 "run_dir": str(job.run_dir),
                 "status": job_status(job),
                 "seconds": timing.get("seconds"),
+                "seconds_total": timing.get("seconds_total", timing.get("seconds")),
             }
         )
     summary = {
@@ -769,15 +789,13 @@ def _write_summary(
         "finished": sum(r["status"] == "finished" for r in runs),
         "total": len(runs),
         "failed": failed,
-        "train_seconds": sum(r["seconds"] or 0.0 for r in runs),
+        "train_seconds": sum(r["seconds_total"] or 0.0 for r in runs),
         "wall_clock_seconds": wall,
-        "wall_clock_seconds_total": float(previous.get("wall_clock_seconds_total", 0.0)) + wall,
-        "last_invocation": {
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
+        "wall_clock_seconds_total": sum(i["seconds"] for i in invocations),
+        "last_invocation": {"started": this["started"], "ended": this["ended"]},
+        "invocations": invocations,
     }
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    _atomic_write_json(summary, path)
     return path
 
 
@@ -827,6 +845,8 @@ def run_sweep(
     results_path = out / "results.json"
     failed: list[str] = []
     if not report_only:
+        record = functools.partial(_write_summary, sweep, jobs, out, started, failed)
+        record()
         try:
             _train_selected(
                 jobs,
@@ -837,6 +857,7 @@ def run_sweep(
                 failed,
                 workers=workers,
                 sweep_path=Path(sweep.path).resolve(),
+                record=record,
             )
         except BaseException:  # killed (Ctrl-C, a test's interruption): record the time spent
             _write_summary(sweep, jobs, out, started, failed)
@@ -869,6 +890,7 @@ def _train_job(job: Job, verbose: bool) -> float:
     """Trains one run to the end of its budget in this process (resuming from its latest
     checkpoint), records its seconds in `sweep_run.json` and returns them. Raises on failure."""
     from jaxmarl_envs.algorithms import training
+    from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
 
     resumed = _has_checkpoint(job)
     t0 = time.time()
@@ -878,9 +900,14 @@ def _train_job(job: Job, verbose: bool) -> float:
     if not summary["finished"]:
         raise RuntimeError("training stopped before the end of the budget")
     seconds = time.time() - t0
-    (job.run_dir / "sweep_run.json").write_text(
-        json.dumps({"seconds": seconds, "resumed": resumed, "env_steps": job.env_steps}) + "\n"
-    )
+    record = {
+        "seconds": seconds,  # this invocation's
+        # the run's in all: earlier invocations' training up to the checkpoint it resumed from
+        "seconds_total": summary["train_seconds_total"] - summary["train_seconds"] + seconds,
+        "resumed": resumed,
+        "env_steps": job.env_steps,
+    }
+    _atomic_write_json(record, job.run_dir / "sweep_run.json")
     return seconds
 
 
@@ -893,9 +920,11 @@ def _train_selected(
     failed: list[str],
     workers: int,
     sweep_path: Path,
+    record: Callable[[], Any],
 ) -> None:
     """Trains the selected unfinished runs in order, one progress line each (appending failed
-    runs' keys to `failed`), and rebuilds the sweep's results after every finished run. With
+    runs' keys to `failed`), and rebuilds the sweep's results and calls `record` (the summary)
+    after every ending run. With
     `workers` > 1 up to that many runs train at once, each in a child process (see
     `_train_parallel`)."""
     left = [j for j in selected if job_status(j) != "finished"]  # runs not ended yet
@@ -928,12 +957,14 @@ def _train_selected(
         left.remove(job)
         if error is not None:
             failed.append(job.key)
+            record()
             print(f"{head}: FAILED after {fmt_duration(seconds or 0.0)}: {error}", flush=True)
             return
         rate = spent.setdefault(job.algorithm, [0.0, 0.0])
         rate[0] += seconds or 0.0
         rate[1] += job.env_steps
         collect_results(jobs, results_path)
+        record()
         tail = f"sweep ETA {fmt_duration(eta())}" if left else "sweep done"
         print(f"{head}: done in {fmt_duration(seconds or 0.0)}; {tail}", flush=True)
 

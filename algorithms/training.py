@@ -731,7 +731,8 @@ def run_experiment(
         verbose: print progress lines.
 
     Returns:
-        A summary dict (final and absolute returns per seed, SPS, compile seconds, paths).
+        A summary dict (final and absolute returns per seed, SPS, compile seconds, paths,
+        `train_seconds` of this call and `train_seconds_total` over the calls that resumed).
     """
     from jaxmarl_envs.algorithms import checkpointing
     from jaxmarl_envs.algorithms.config import save_config
@@ -787,11 +788,15 @@ def run_experiment(
         best_ckpt = checkpointing.Checkpointer(os.path.join(out, "best"), 1, "mean_return")
     start = 0
     best_mean = -np.inf
+    seconds_before = 0.0
     state = None
     if resume and ckpt is not None and ckpt.latest_step() is not None:
         state, meta = ckpt.restore(None, checkpointing.abstract_like(abstract, shardings))
         start = int(meta["interval"])
         best_mean = float(meta.get("best_mean_return", -np.inf))
+        # Seconds the earlier invocations spent up to this checkpoint (absent in checkpoints
+        # written before the field existed: counted as 0).
+        seconds_before = float(meta.get("train_seconds", 0.0))
         progress.message(f"resumed from {ckpt.directory}/{start} ({meta['steps']:,} steps)")
     family = getattr(learner.env, "name", "env")
     runs = [f"seed_{cfg.seed + i}" for i in range(cfg.num_seeds)]
@@ -822,7 +827,7 @@ def run_experiment(
     progress.message(
         "compiling the training step (once per run; a minute or more on a few CPU cores)..."
     )
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # also the start of this invocation's `train_seconds`
     if state is None:
         state = init(keys)
     compiled = learn.lower(state, *data_args).compile()
@@ -866,6 +871,7 @@ def run_experiment(
             "steps": steps,
             "mean_return": mean_return,
             "best_mean_return": max(best_mean, mean_return),
+            "train_seconds": seconds_before + time.perf_counter() - t0,
         }
         if ckpt is not None:
             ckpt.save(interval + 1, state, meta)
@@ -922,6 +928,11 @@ def run_experiment(
                 progress.message(f"wrote {path} (greedy episode, team return {ret:.3g})")
             except (NotImplementedError, ImportError) as err:
                 progress.message(f"no GIF: {type(err).__name__}: {err}")
+    # Wall-clock seconds of training: this invocation's (compile, intervals, absolute metric,
+    # GIF) and the run's in all (the earlier invocations' up to the checkpoint resumed from;
+    # intervals a killed invocation lost are not counted).
+    summary["train_seconds"] = time.perf_counter() - t0
+    summary["train_seconds_total"] = seconds_before + summary["train_seconds"]
     summary["state"] = state
     if tb is not None:
         tb.close()

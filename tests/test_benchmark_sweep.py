@@ -149,6 +149,7 @@ def test_killed_run_leaves_a_checkpoint_and_dry_run_shows_statuses(killed_and_re
     # The interrupted invocation still recorded where the sweep stood.
     summary = killed_and_resumed["summary_b"]
     assert [r["status"] for r in summary["runs"]] == ["finished", "partial", "new", "new"]
+    assert len(summary["invocations"]) == 2  # (a) and (b)
     code, text = killed_and_resumed["dry_run"]
     assert code == 0
     lines = text.splitlines()
@@ -215,8 +216,24 @@ def test_sweep_writes_one_valid_results_file_report_and_records(killed_and_resum
     assert plan["runs"][1]["config"]["sequence_length"] == 4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["finished"] == summary["total"] == 4 and summary["failed"] == []
+    # One entry per invocation that trained (a, b killed, c; not the dry run), the total
+    # their sum.
+    invocations = summary["invocations"]
+    assert len(invocations) == 3 and all(i["seconds"] > 0 for i in invocations)
+    assert invocations[-1]["seconds"] == summary["wall_clock_seconds"]
+    assert summary["wall_clock_seconds_total"] == pytest.approx(
+        sum(i["seconds"] for i in invocations)
+    )
     assert summary["wall_clock_seconds_total"] > summary["wall_clock_seconds"] > 0
-    assert all(r["status"] == "finished" and r["seconds"] > 0 for r in summary["runs"])
+    runs = {r["algorithm"] + "/" + r["task"]: r for r in summary["runs"]}
+    assert all(r["status"] == "finished" and r["seconds"] > 0 for r in runs.values())
+    # The run killed in (b) counts its first interval from the checkpoint's `train_seconds`.
+    iql = runs["iql/matrix-climbing"]
+    assert iql["seconds_total"] > iql["seconds"]
+    first = json.loads((out / "runs" / "ippo" / "matrix-climbing" / "sweep_run.json").read_text())
+    assert runs["ippo/matrix-climbing"]["seconds_total"] == first["seconds_total"]
+    assert first["seconds_total"] == pytest.approx(first["seconds"])  # never interrupted
+    assert summary["train_seconds"] == pytest.approx(sum(r["seconds_total"] for r in runs.values()))
 
 
 def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):

@@ -93,6 +93,10 @@ def test_resume_equals_uninterrupted(learner, full_run, tmp_path, capsys):
     assert len(partial["toy"]["toy-5"]["ippo"]["seed_0"]) == 2 + 1  # 2 steps + absolute
     second = training.run_experiment(learner, out, resume=True, verbose=False)
     assert second["finished"]
+    # Training time adds up over the calls: the second counts the first's up to its checkpoint.
+    assert first["train_seconds_total"] == first["train_seconds"] > 0
+    assert second["train_seconds_total"] > second["train_seconds"] > 0
+    assert second["train_seconds_total"] - second["train_seconds"] <= first["train_seconds"]
     for a, b in zip(leaves(summary["state"]), leaves(second["state"]), strict=True):
         assert np.array_equal(a, b)
     assert_resumed_results_equal(full_run[0], out, "ippo")
