@@ -15,6 +15,8 @@ from jaxmarl_envs.algorithms.evaluation import statistics as st
 from jaxmarl_envs.algorithms.evaluation.statistics import Interval
 
 FIXTURE = Path(__file__).parent / "data" / "marl_eval_results.json"
+#: The report's tables (each as CSV and LaTeX).
+TABLES = ("aggregate_scores", "probability_of_improvement", "per_task_scores", "per_task_iqm")
 
 
 def _is_png(path):
@@ -116,7 +118,12 @@ def test_cli_produces_every_file(tmp_path, capsys):
     ):
         assert _is_png(out / f"{name}.png"), name
         assert _is_pdf(out / f"{name}.pdf"), name
-    for name in ("aggregate_scores", "probability_of_improvement", "per_task_scores"):
+    for name in (
+        "aggregate_scores",
+        "probability_of_improvement",
+        "per_task_scores",
+        "per_task_iqm",
+    ):
         assert (out / f"{name}.csv").stat().st_size > 0
         assert r"\begin{tabular}" in (out / f"{name}.tex").read_text()
     summary = json.loads((out / "statistics.json").read_text())
@@ -171,6 +178,32 @@ def test_cli_with_reference_scores_and_errors(tmp_path, capsys):
     assert load_results(FIXTURE)  # inputs untouched
 
 
+def test_per_task_iqm_table_is_the_trimmed_mean_of_runs_with_a_bootstrap_interval(tmp_path):
+    # Absolute metrics per run (mean of its episodes): ippo 0, 1, 2, 3, 100 on one task (IQM of
+    # five runs drops one from each end: (1 + 2 + 3) / 3 = 2); mappo 5 on every run.
+    path = tmp_path / "results.json"
+    for algorithm, values in (("ippo", [0.0, 1.0, 2.0, 3.0, 100.0]), ("mappo", [5.0] * 5)):
+        for seed, value in enumerate(values):
+            logger = JsonLogger(path, "rware", "tiny", algorithm, seed=seed)
+            logger.log_step(1000, {"return": np.array([0.0, 0.0])})
+            logger.log_absolute({"return": np.array([value - 1.0, value + 1.0])})
+    out = tmp_path / "out"
+    argv = ["plot", str(path), "--metric", "return", "--out", str(out), "--reps", "500"]
+    assert plot_cli.run(_parse([*argv, "--formats", "png"])) == 0
+    iqm = load_json(out / "statistics.json")["per_task_iqm"]["rware/tiny"]
+    assert iqm["ippo"]["point"] == pytest.approx(2.0)
+    # Resampled runs: the interval stays inside the runs' range and holds the point.
+    assert 0.0 <= iqm["ippo"]["lower"] < 2.0 < iqm["ippo"]["upper"] <= 100.0
+    assert iqm["mappo"] == {"point": 5.0, "lower": 5.0, "upper": 5.0}
+    # The mean table is not robust to the outlier: (0 + 1 + 2 + 3 + 100) / 5 = 21.2.
+    assert load_json(out / "statistics.json")["per_task"]["rware/tiny"]["ippo"]["point"] == (
+        pytest.approx(21.2)
+    )
+    rows = {r["task"]: r for r in csv.DictReader(open(out / "per_task_iqm.csv"))}
+    assert float(rows["rware/tiny"]["ippo"]) == pytest.approx(2.0)
+    assert "IQM over runs" in (out / "per_task_iqm.tex").read_text()
+
+
 def load_json(path):
     return json.loads(Path(path).read_text())
 
@@ -220,7 +253,12 @@ def test_one_seed_draws_points_only_and_tables_say_so(tmp_path, capsys, monkeypa
             "mappo (one seed: no confidence interval)",
         ], name
     # Tables: empty CSV bounds, "n/a: 1 seed" in LaTeX, no "nan" anywhere; JSON null.
-    for name in ("aggregate_scores", "per_task_scores", "probability_of_improvement"):
+    for name in (
+        "aggregate_scores",
+        "per_task_scores",
+        "per_task_iqm",
+        "probability_of_improvement",
+    ):
         text = (out / f"{name}.csv").read_text() + (out / f"{name}.tex").read_text()
         assert "nan" not in text.lower(), name
         assert "[n/a: 1 seed]" in (out / f"{name}.tex").read_text(), name
