@@ -245,46 +245,37 @@ def _produce(args: argparse.Namespace) -> list[Path]:
             title=label,
             **no_ci,
         )
+    # Per-task tables in raw units: the mean over runs with Student-t intervals, and the IQM
+    # over runs with bootstrap intervals (one task: the stratified bootstrap resamples that
+    # task's runs), as baselines tables report it.
     raw = score_matrices(data, args.metric, None, source=args.source, tasks=matrices.tasks)
-    for algorithm, matrix in raw.scores.items():
-        for j, key in enumerate(raw.tasks):
-            mean, lower, upper = statistics.single_task_curve(
-                matrix[:, j : j + 1], confidence=args.confidence
-            )
-            per_task.setdefault(task_label(key), {})[algorithm] = Interval(
-                float(mean[0]), float(lower[0]), float(upper[0])
-            )
-    # Per-task IQM over runs with bootstrap intervals (raw metric; one task, so the stratified
-    # bootstrap resamples that task's runs), as baselines tables report it.
     per_task_iqm: dict[str, dict[str, Interval]] = {}
     for algorithm, matrix in raw.scores.items():
         for j, key in enumerate(raw.tasks):
-            res = statistics.aggregate_metrics(
-                {algorithm: matrix[:, j : j + 1]}, ["iqm"], reps=other_reps, **common
+            column = matrix[:, j : j + 1]
+            mean, lower, upper = statistics.single_task_curve(column, confidence=args.confidence)
+            per_task.setdefault(task_label(key), {})[algorithm] = Interval(
+                float(mean[0]), float(lower[0]), float(upper[0])
             )
-            per_task_iqm.setdefault(task_label(key), {})[algorithm] = res[algorithm]["iqm"]
-    written += [
-        tables.write_interval_csv(per_task_iqm, out / "per_task_iqm.csv", row_label="task"),
-        tables.write_interval_latex(
-            per_task_iqm,
-            out / "per_task_iqm.tex",
-            row_label="Task",
-            caption=f"{args.metric} per task: IQM over runs with {args.confidence:.0%} "
-            f"bootstrap confidence intervals.{one_seed_caption}",
-            **missing,
-        ),
-    ]
-    written += [
-        tables.write_interval_csv(per_task, out / "per_task_scores.csv", row_label="task"),
-        tables.write_interval_latex(
-            per_task,
-            out / "per_task_scores.tex",
-            row_label="Task",
-            caption=f"{args.metric} per task: mean over runs with {args.confidence:.0%} "
-            f"Student-t confidence intervals.{one_seed_caption}",
-            **missing,
-        ),
-    ]
+            iqm = statistics.aggregate_metrics(
+                {algorithm: column}, ["iqm"], reps=other_reps, **common
+            )
+            per_task_iqm.setdefault(task_label(key), {})[algorithm] = iqm[algorithm]["iqm"]
+    for name, table, what in (
+        ("per_task_scores", per_task, "mean over runs with {:.0%} Student-t"),
+        ("per_task_iqm", per_task_iqm, "IQM over runs with {:.0%} bootstrap"),
+    ):
+        written += [
+            tables.write_interval_csv(table, out / f"{name}.csv", row_label="task"),
+            tables.write_interval_latex(
+                table,
+                out / f"{name}.tex",
+                row_label="Task",
+                caption=f"{args.metric} per task: {what.format(args.confidence)} confidence "
+                f"intervals.{one_seed_caption}",
+                **missing,
+            ),
+        ]
 
     summary = {
         "settings": {
