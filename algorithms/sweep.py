@@ -701,6 +701,9 @@ def print_plan(sweep: SweepFile, jobs: list[Job], selected: list[Job], out: Path
             continue
         status = job_status(job)
         note = {"finished": "finished, skipped", "partial": "resumes", "new": "new"}[status]
+        pid = busy_pid(job) if status != "finished" else None
+        if pid is not None:
+            note = f"being trained by another process (pid {pid})"
         print(f"  [{i}/{len(jobs)}] {_describe(job, True)} -> {job.run_dir}: {note}")
     todo = [j for j in selected if job_status(j) != "finished"]
     print(
@@ -880,6 +883,70 @@ def run_sweep(
     return code
 
 
+class RunBusy(RuntimeError):
+    """The run is being trained by another process (another sweep invocation on the folder)."""
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    except OSError:  # pragma: no cover
+        return "?"
+
+
+@contextlib.contextmanager
+def _run_lock(job: Job):
+    """Holds an exclusive advisory lock on `<run folder>/sweep.lock` while this process trains
+    the run, so that two sweep invocations on one output folder never train the same run at
+    once (which would interleave their checkpoints). Raises `RunBusy` at once if another
+    process holds it. The lock dies with its process: a killed run leaves no stale lock. A
+    no-op where fcntl is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(job.run_dir / "sweep.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        for attempt in range(20):  # `busy_pid` probes hold the lock shared for microseconds
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 19:
+                    raise RunBusy(
+                        f"{job.key} is being trained by another process (pid "
+                        f"{_lock_holder(fd)}); run the sweep again when it is done"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def busy_pid(job: Job) -> str | None:
+    """The pid of the process training the run now (holding its lock), or None."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    path = job.run_dir / "sweep.lock"
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _lock_holder(fd)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _has_checkpoint(job: Job) -> bool:
     """Whether the run folder holds a checkpoint to resume from."""
     ckpt = job.run_dir / "checkpoints"
@@ -892,11 +959,12 @@ def _train_job(job: Job, verbose: bool) -> float:
     from jaxmarl_envs.algorithms import training
     from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
 
-    resumed = _has_checkpoint(job)
-    t0 = time.time()
-    module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
-    learner = module.make_learner(job.config)
-    summary = training.run_experiment(learner, str(job.run_dir), resume=True, verbose=verbose)
+    with _run_lock(job):
+        resumed = _has_checkpoint(job)
+        t0 = time.time()
+        module = train_cli.family_module(train_cli.ALGORITHMS[job.algorithm][0])
+        learner = module.make_learner(job.config)
+        summary = training.run_experiment(learner, str(job.run_dir), resume=True, verbose=verbose)
     if not summary["finished"]:
         raise RuntimeError("training stopped before the end of the budget")
     seconds = time.time() - t0
@@ -936,6 +1004,11 @@ def _train_selected(
         head = f"[{i}/{len(jobs)}] {_describe(job)}"
         if job_status(job) == "finished":
             print(f"{head}: finished earlier, skipped", flush=True)
+            continue
+        pid = busy_pid(job)
+        if pid is not None:
+            left.remove(job)
+            print(f"{head}: being trained by another process (pid {pid}), skipped", flush=True)
             continue
         if max_runs is not None and len(queue) >= max_runs:
             print(f"stopping after {len(queue)} run(s) (--max-runs); run again to continue")

@@ -380,6 +380,36 @@ def test_a_failed_run_does_not_stop_the_sweep(tmp_path, monkeypatch, capsys):
     assert len(summary["failed"]) == 4 and summary["finished"] == 0
 
 
+def test_a_run_trained_by_another_invocation_is_skipped_not_trained_twice(
+    tmp_path, monkeypatch, capsys
+):
+    """Two invocations on one output folder: a run whose lock another process holds is skipped
+    (and shown as such by --dry-run); training it anyway is refused; the lock goes with its
+    holder."""
+    path = _write(tmp_path, TINY_SWEEP)
+    out = tmp_path / "out"
+    jobs = sweep.plan_sweep(sweep.parse_sweep(path), out)
+    calls = []
+    monkeypatch.setattr(training, "run_experiment", lambda *a, **k: calls.append(a) or {})
+    argv = ["benchmark", str(path), "--out", str(out), "--only", "ippo/matrix-climbing"]
+    pid = str(os.getpid())
+    with sweep._run_lock(jobs[0]):  # the "other" invocation (a separate open file: it conflicts)
+        assert sweep.busy_pid(jobs[0]) == pid and sweep.busy_pid(jobs[1]) is None
+        assert cli.main([*argv, "--dry-run"]) == 0
+        assert f"matrix-climbing: being trained by another process (pid {pid})" in (
+            capsys.readouterr().out
+        )
+        assert cli.main(argv) == 0
+        text = capsys.readouterr().out
+        assert f"being trained by another process (pid {pid}), skipped" in text
+        with pytest.raises(sweep.RunBusy, match=f"ippo/matrix-climbing is .* \\(pid {pid}\\)"):
+            sweep._train_job(jobs[0], verbose=False)
+    assert calls == []
+    assert sweep.busy_pid(jobs[0]) is None
+    with sweep._run_lock(jobs[0]):  # free again
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # Planning and validation (nothing trained)
 # ---------------------------------------------------------------------------------------------
