@@ -205,6 +205,8 @@ def test_sweep_writes_one_valid_results_file_report_and_records(killed_and_resum
         "per_task_scores.tex",
         "per_task_iqm.csv",
         "per_task_iqm.tex",
+        "per_task_iqm.md",
+        "aggregate_scores.md",
     ):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     stats = json.loads((report / "statistics.json").read_text())

@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,22 @@ def test_tables(tmp_path, scores):
     assert r"mappo\_v2" in tex and r"IQM \& co\_" in tex
     point = results["ippo"]["mean"]
     assert f"{point.point:.3f} [{point.lower:.3f}, {point.upper:.3f}]" in tex
+    md_rows = {"ippo|x": {"lbf": Interval(0.9981, 0.99, 1.0), "rware": Interval(41.19, 39.5, 43)}}
+    md_rows["mappo"] = {"lbf": Interval(0.5, math.nan, math.nan), "rware": Interval(7, 6, 8)}
+    md = tables.write_interval_markdown(
+        md_rows, tmp_path / "t.md", precision={"lbf": 3, "rware": 1}, caption="IQM.", missing="-"
+    )
+    assert md.read_text().splitlines() == [
+        "| algorithm | lbf | rware |",
+        "|---|---:|---:|",
+        "| ippo\\|x | 0.998 [0.990, 1.000] | 41.2 [39.5, 43.0] |",
+        "| mappo | 0.500 [-] | 7.0 [6.0, 8.0] |",
+        "",
+        "IQM.",
+    ]
+    # Three significant digits of the largest |value|, 0 to 3 decimals.
+    cases = ([41.19], [0.998, -3.0], [1234.5], [0.01], [])
+    assert [tables.auto_decimals(v) for v in cases] == [1, 2, 0, 3, 3]
     pairs = {("a_1", "b"): Interval(0.75, 0.5, 0.9)}
     poi_csv, poi_tex = tables.write_poi_tables(pairs, tmp_path / "p.csv", tmp_path / "p.tex")
     assert poi_csv.read_text().splitlines()[1] == "a_1,b,0.75,0.5,0.9"
@@ -202,6 +219,10 @@ def test_per_task_iqm_table_is_the_trimmed_mean_of_runs_with_a_bootstrap_interva
     rows = {r["task"]: r for r in csv.DictReader(open(out / "per_task_iqm.csv"))}
     assert float(rows["rware/tiny"]["ippo"]) == pytest.approx(2.0)
     assert "IQM over runs" in (out / "per_task_iqm.tex").read_text()
+    # The README table: algorithms as rows, 2 decimals for returns up to 100 (3 digits).
+    md = (out / "per_task_iqm.md").read_text().splitlines()
+    assert md[:2] == ["| algorithm | rware/tiny |", "|---|---:|"]
+    assert md[2].startswith("| ippo | 2.00 [") and md[3] == "| mappo | 5.00 [5.00, 5.00] |"
 
 
 def load_json(path):

@@ -171,6 +171,7 @@ def _produce(args: argparse.Namespace) -> list[Path]:
         aggregate,
         out / "aggregate_scores.csv",
         out / "aggregate_scores.tex",
+        markdown_path=out / "aggregate_scores.md",
         caption=(
             f"{score_label}: point estimates over {len(matrices.tasks)} task(s)."
             if len(single) == len(matrices.scores)
@@ -276,6 +277,24 @@ def _produce(args: argparse.Namespace) -> list[Path]:
                 **missing,
             ),
         ]
+
+    # The baselines table for a README: one row per algorithm, one column per task.
+    by_algorithm = {
+        alg: {task: per_task_iqm[task][alg] for task in per_task_iqm} for alg in raw.scores
+    }
+    written.append(
+        tables.write_interval_markdown(
+            by_algorithm,
+            out / "per_task_iqm.md",
+            precision={
+                task: tables.auto_decimals(iv.point for iv in res.values())
+                for task, res in per_task_iqm.items()
+            },
+            caption=f"{args.metric} per task: IQM over runs with {args.confidence:.0%} "
+            f"bootstrap confidence intervals.{one_seed_caption}",
+            **missing,
+        )
+    )
 
     summary = {
         "settings": {

@@ -1,11 +1,11 @@
-"""CSV and LaTeX tables of point estimates with confidence intervals."""
+"""CSV, LaTeX and Markdown tables of point estimates with confidence intervals."""
 
 from __future__ import annotations
 
 import csv
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from jaxmarl_envs.algorithms.evaluation.plots import METRIC_LABELS
@@ -141,6 +141,59 @@ def write_interval_latex(
     return path
 
 
+def auto_decimals(values: Iterable[float], digits: int = 3) -> int:
+    """Decimals (0 to 3) that show `digits` significant digits of the largest finite |value|:
+    41.19 -> 1 (41.2), 0.998 -> 3, 1234.5 -> 0."""
+    finite = [abs(v) for v in values if math.isfinite(v) and v != 0.0]
+    if not finite:
+        return min(3, digits)
+    return int(min(3, max(0, digits - 1 - math.floor(math.log10(max(finite))))))
+
+
+def write_interval_markdown(
+    rows: Mapping[str, Mapping[str, Interval]],
+    path: str | os.PathLike,
+    row_label: str = "algorithm",
+    columns: Sequence[str] | None = None,
+    precision: int | Mapping[str, int] = 3,
+    caption: str | None = None,
+    missing: str = "n/a",
+) -> Path:
+    """A GitHub Markdown table with cells ``point [lower, upper]`` (``point [missing]`` where the
+    bounds are NaN), numbers right-aligned, the caption as a paragraph below it.
+
+    Args:
+        rows: row name -> column name -> Interval.
+        path: output file.
+        row_label: header of the first column.
+        columns: column order (default: those of the first row).
+        precision: decimals, for every column or per column name (see `auto_decimals`).
+        caption: optional text under the table.
+        missing: the text for a missing interval.
+    """
+    if not rows:
+        raise ValueError("empty table")
+    columns = list(columns or next(iter(rows.values())))
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    decimals = {c: precision if isinstance(precision, int) else precision[c] for c in columns}
+    headers = [cell(METRIC_LABELS.get(c, c)) for c in columns]
+    lines = [
+        "| " + " | ".join([cell(row_label), *headers]) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for name, cells in rows.items():
+        values = [format_interval(cells[c], decimals[c], missing) for c in columns]
+        lines.append("| " + " | ".join([cell(name), *values]) + " |")
+    if caption:
+        lines += ["", caption]
+    path = _prepare(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_aggregate_tables(
     results: Mapping[str, Mapping[str, Interval]],
     csv_path: str | os.PathLike,
@@ -148,14 +201,22 @@ def write_aggregate_tables(
     caption: str | None = None,
     precision: int = 3,
     missing: str = "n/a",
+    markdown_path: str | os.PathLike | None = None,
 ) -> list[Path]:
-    """Aggregate metrics (algorithm -> metric -> Interval) as CSV and LaTeX."""
-    return [
+    """Aggregate metrics (algorithm -> metric -> Interval) as CSV and LaTeX (and Markdown)."""
+    written = [
         write_interval_csv(results, csv_path),
         write_interval_latex(
             results, latex_path, caption=caption, precision=precision, missing=missing
         ),
     ]
+    if markdown_path is not None:
+        written.append(
+            write_interval_markdown(
+                results, markdown_path, caption=caption, precision=precision, missing=missing
+            )
+        )
+    return written
 
 
 def write_poi_tables(
