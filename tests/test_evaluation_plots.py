@@ -132,6 +132,7 @@ def test_cli_produces_every_file(tmp_path, capsys):
         "sample_efficiency",
         "single_task/rware__tiny",
         "single_task/rware__small",
+        "per_task_curves",
     ):
         assert _is_png(out / f"{name}.png"), name
         assert _is_pdf(out / f"{name}.pdf"), name
@@ -219,10 +220,45 @@ def test_per_task_iqm_table_is_the_trimmed_mean_of_runs_with_a_bootstrap_interva
     rows = {r["task"]: r for r in csv.DictReader(open(out / "per_task_iqm.csv"))}
     assert float(rows["rware/tiny"]["ippo"]) == pytest.approx(2.0)
     assert "IQM over runs" in (out / "per_task_iqm.tex").read_text()
-    # The README table: algorithms as rows, 2 decimals for returns up to 100 (3 digits).
+    # The README table: algorithms as rows; three significant digits of the largest IQM (5.00).
     md = (out / "per_task_iqm.md").read_text().splitlines()
     assert md[:2] == ["| algorithm | rware/tiny |", "|---|---:|"]
     assert md[2].startswith("| ippo | 2.00 [") and md[3] == "| mappo | 5.00 [5.00, 5.00] |"
+
+
+def test_curve_grid_one_panel_per_task_one_colour_per_algorithm(tmp_path, monkeypatch):
+    x = np.arange(4.0)
+    line = (x, x - 1.0, x + 1.0)
+    panels = {
+        "lbf": ({"ippo": x, "qmix": x}, {"ippo": line, "qmix": line}),
+        "rware": ({"qmix": x, "mappo": x}, {"qmix": line, "mappo": line}),
+        "mpe": ({"ippo": x}, {"ippo": line}),
+        "smax": ({"mappo": x}, {"mappo": line}),
+    }
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, paths: figures.append(fig) or list(paths))
+    assert plots.plot_curve_grid(panels, [tmp_path / "g.png"], "return", ncols=3) == [
+        tmp_path / "g.png"
+    ]
+    (fig,) = figures
+    axes = fig.axes
+    assert len(axes) == 6 and [ax.get_visible() for ax in axes] == [True] * 4 + [False] * 2
+    assert [ax.get_title() for ax in axes[:4]] == ["lbf", "rware", "mpe", "smax"]
+    colours = {}
+    for ax in axes[:4]:
+        for artist in ax.get_lines():
+            colours.setdefault(artist.get_label(), set()).add(artist.get_color())
+    assert sorted(colours) == ["ippo", "mappo", "qmix"]
+    assert all(len(c) == 1 for c in colours.values())  # the same colour in every panel
+    assert len({next(iter(c)) for c in colours.values()}) == 3
+    # One legend for the figure, every algorithm once, in order of first appearance.
+    assert [t.get_text() for lg in fig.legends for t in lg.get_texts()] == [
+        "ippo",
+        "qmix",
+        "mappo",
+    ]
+    with pytest.raises(ValueError, match="no panels"):
+        plots.plot_curve_grid({}, [tmp_path / "e.png"], "return")
 
 
 def load_json(path):
@@ -253,6 +289,7 @@ def test_one_seed_draws_points_only_and_tables_say_so(tmp_path, capsys, monkeypa
                 "legend": [t.get_text() for t in ax.get_legend().get_texts()]
                 if ax.get_legend()
                 else [],
+                "figure_legend": [t.get_text() for lg in fig.legends for t in lg.get_texts()],
             }
         )
         return save(fig, paths)
@@ -268,6 +305,10 @@ def test_one_seed_draws_points_only_and_tables_say_so(tmp_path, capsys, monkeypa
     assert aggregate["xlabel"].endswith("(point estimates; one seed: no confidence interval)")
     assert figures["probability_of_improvement"]["bars"] == 0
     assert "one seed" in figures["probability_of_improvement"]["xlabel"]
+    assert figures["per_task_curves"]["figure_legend"] == [
+        "ippo (one seed: no confidence interval)",
+        "mappo (one seed: no confidence interval)",
+    ]
     for name in ("sample_efficiency", "performance_profile", "rware__tiny"):
         assert figures[name]["legend"] == [
             "ippo (one seed: no confidence interval)",

@@ -227,6 +227,7 @@ def _produce(args: argparse.Namespace) -> list[Path]:
 
     # Per-task curves and final scores (raw metric, t intervals over each task's own runs).
     per_task: dict[str, dict[str, Interval]] = {}
+    panels = {}
     for key in matrices.tasks:
         label = task_label(key)
         try:
@@ -246,6 +247,9 @@ def _produce(args: argparse.Namespace) -> list[Path]:
             title=label,
             **no_ci,
         )
+        panels[label] = (task.step_counts, lines)
+    if len(panels) > 1:  # every task's curves side by side, for a README
+        written += plots.plot_curve_grid(panels, figure("per_task_curves"), args.metric, **no_ci)
     # Per-task tables in raw units: the mean over runs with Student-t intervals, and the IQM
     # over runs with bootstrap intervals (one task: the stratified bootstrap resamples that
     # task's runs), as baselines tables report it.

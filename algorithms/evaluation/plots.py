@@ -224,6 +224,55 @@ def plot_curves(
     return _save(fig, _as_paths(path))
 
 
+def plot_curve_grid(
+    panels: Mapping[str, tuple[Mapping[str, np.ndarray], Mapping[str, tuple]]],
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    ylabel: str,
+    ncols: int = 3,
+    xlabel: str = "Environment steps",
+    no_interval_note: str = "no confidence interval",
+) -> list[Path]:
+    """Several `plot_curves` panels in one figure (one per task), each algorithm in the same
+    colour everywhere, one legend below.
+
+    Args:
+        panels: title -> (step_counts, curves) as `plot_curves` takes them.
+        ncols: panels per row.
+    """
+    if not panels:
+        raise ValueError("no panels")
+    plt = _pyplot()
+    names = list(dict.fromkeys(n for _, curves in panels.values() for n in curves))
+    colours = _colours(names)
+    ncols = min(ncols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), layout="constrained", squeeze=False
+    )
+    handles: dict[str, Any] = {}
+    for ax, (title, (step_counts, curves)) in zip(
+        list(axes.flat)[: len(panels)], panels.items(), strict=True
+    ):
+        for name, (point, lower, upper) in curves.items():
+            x = step_counts[name]
+            _line_with_band(ax, x, point, lower, upper, colours[name], name, no_interval_note)
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncols=min(len(handles), 5),
+    )
+    return _save(fig, _as_paths(path))
+
+
 def _line_with_band(ax, x, point, lower, upper, colour, name: str, note: str) -> None:
     """A line with its CI band where the bounds are finite; the legend names a missing band."""
     band = np.isfinite(lower) & np.isfinite(upper)
