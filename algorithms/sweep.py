@@ -751,9 +751,18 @@ def _write_summary(
     in all), and the sweep's wall-clock time per invocation and in all. Written when an
     invocation starts, after each run it finishes and when it ends, so an invocation killed
     without warning has its time recorded up to its last finished run."""
-    from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
+    from jaxmarl_envs.algorithms.evaluation.results import _file_lock
 
     path = out / "summary.json"
+    with _file_lock(path):  # two invocations on one folder each add their own entry
+        return _update_summary(sweep, jobs, path, started, failed)
+
+
+def _update_summary(
+    sweep: SweepFile, jobs: list[Job], path: Path, started: float, failed: list[str]
+) -> Path:
+    from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
+
     previous = _read_json(path) or {}
     wall = time.time() - started
     invocations = list(previous.get("invocations", []))
@@ -898,9 +907,9 @@ def _lock_holder(fd: int) -> str:
 def _run_lock(job: Job):
     """Holds an exclusive advisory lock on `<run folder>/sweep.lock` while this process trains
     the run, so that two sweep invocations on one output folder never train the same run at
-    once (which would interleave their checkpoints). Raises `RunBusy` at once if another
-    process holds it. The lock dies with its process: a killed run leaves no stale lock. A
-    no-op where fcntl is missing."""
+    once (which would interleave their checkpoints). Raises `RunBusy` if another process
+    holds it (after a second of retries, which outlast `busy_pid`'s probes). The lock dies
+    with its process: a killed run leaves no stale lock. A no-op where fcntl is missing."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
