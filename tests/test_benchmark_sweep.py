@@ -412,6 +412,29 @@ def test_a_run_trained_by_another_invocation_is_skipped_not_trained_twice(
         pass
 
 
+def test_summary_keeps_one_entry_per_invocation_and_totals_them(tmp_path):
+    """Invocations that write the summary in turn (one after the other, or two side by side)
+    each keep their own entry, updated in place; a summary from before the entries existed
+    counts as one."""
+    import time
+    import types
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text(json.dumps({"wall_clock_seconds_total": 100.0}))
+    fake = types.SimpleNamespace(name="s", path=tmp_path / "s.toml")
+    now = time.time()
+    for started in (now - 50.0, now - 20.0, now - 50.0):  # a, b, a again (later)
+        sweep._write_summary(fake, [], out, started, [])
+    summary = json.loads((out / "summary.json").read_text())
+    entries = summary["invocations"]
+    assert [e["started_unix"] for e in entries[1:]] == [now - 20.0, now - 50.0]
+    assert entries[0]["seconds"] == 100.0 and entries[0]["started"] is None
+    assert entries[2]["seconds"] >= 50.0 and 20.0 <= entries[1]["seconds"] < 50.0
+    assert summary["wall_clock_seconds_total"] == pytest.approx(sum(e["seconds"] for e in entries))
+    assert not (out / "summary.json.lock").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Planning and validation (nothing trained)
 # ---------------------------------------------------------------------------------------------
