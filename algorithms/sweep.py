@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import fnmatch
 import functools
+import glob
 import io
 import json
 import os
@@ -712,12 +713,16 @@ def print_plan(sweep: SweepFile, jobs: list[Job], selected: list[Job], out: Path
     )
 
 
-def write_report(sweep: SweepFile, out: Path, verbose: bool) -> tuple[int, str]:
-    """Plots and tables of `<out>/results.json` into `<out>/report/` through `jaxmarl plot`.
-    Returns `(exit status, one-line summary)`."""
+def write_report(
+    sweep: SweepFile, out: Path, verbose: bool, tasks: list[str] | None = None
+) -> tuple[int, str]:
+    """Plots and tables of `<out>/results.json` into `<out>/report/` through `jaxmarl plot`
+    (only `tasks`, when given). Returns `(exit status, one-line summary)`."""
     results = out / "results.json"
     if not results.exists():
         return 1, "report skipped: no finished run yet"
+    if tasks == []:
+        return 1, "report skipped: no task has every algorithm finished yet"
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -729,6 +734,8 @@ def write_report(sweep: SweepFile, out: Path, verbose: bool) -> tuple[int, str]:
     argv += ["--out", str(out / "report"), "--normalise", report.get("normalise", "observed")]
     argv += ["--source", report.get("source", "absolute")]
     argv += ["--formats", report.get("formats", "png,pdf")]
+    for task in tasks or []:
+        argv += ["--task", glob.escape(task)]
     if "reps" in report:
         argv += ["--reps", str(report["reps"])]
     if "confidence" in report:
@@ -741,7 +748,8 @@ def write_report(sweep: SweepFile, out: Path, verbose: bool) -> tuple[int, str]:
     files = [p for p in (out / "report").rglob("*") if p.is_file()]
     if code:
         return code, f"report failed (jaxmarl {' '.join(argv)})"
-    return 0, f"report: {len(files)} files in {out / 'report'}"
+    scope = f" (tasks with every algorithm finished: {', '.join(tasks)})" if tasks else ""
+    return 0, f"report: {len(files)} files in {out / 'report'}{scope}"
 
 
 def _write_summary(
@@ -877,13 +885,20 @@ def run_sweep(
     finished = collect_results(jobs, results_path)
     code = 1 if failed else 0
     if report_only or finished == len(jobs):
-        report_code, line = write_report(sweep, out, verbose)
+        complete = None  # a partial sweep's report covers the tasks every algorithm finished
+        if finished < len(jobs):
+            complete = [
+                task
+                for task in dict.fromkeys(j.task for j in jobs)
+                if all(job_status(j) == "finished" for j in jobs if j.task == task)
+            ]
+        report_code, line = write_report(sweep, out, verbose, complete)
         code = code or report_code
         print(line)
     else:
         print(
             f"{finished}/{len(jobs)} runs finished; the report is written when all are "
-            f"(or now with --report-only)"
+            f"(or now with --report-only, over the tasks every algorithm has finished)"
         )
     summary_path = _write_summary(sweep, jobs, out, started, failed)
     if failed:
@@ -1202,7 +1217,8 @@ def add_subparser(subparsers: Any) -> None:
     p.add_argument(
         "--report-only",
         action="store_true",
-        help="train nothing: rebuild results.json and the report from the finished runs",
+        help="train nothing: rebuild results.json and the report from the finished runs "
+        "(over the tasks every algorithm has finished, while the sweep is incomplete)",
     )
     p.add_argument(
         "--max-runs",

@@ -255,6 +255,26 @@ def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
     assert "rollout_length: 16 in the folder, 32 now" in err
 
 
+def test_report_only_on_a_partial_sweep_covers_the_tasks_every_algorithm_finished(
+    killed_and_resumed, tmp_path, capsys
+):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(killed_and_resumed["out"], out)
+    shutil.rmtree(out / "report")
+    argv = ["benchmark", str(killed_and_resumed["path"]), "--out", str(out), "--report-only"]
+    (out / "runs" / "iql" / "lbf-5x5-2p-1f" / "summary.json").unlink()  # not finished now
+    assert cli.main(argv) == 0
+    assert "tasks with every algorithm finished: matrix-climbing)" in capsys.readouterr().out
+    stats = json.loads((out / "report" / "statistics.json").read_text())
+    assert stats["tasks"] == ["matrix/matrix-climbing"]
+    assert sorted(stats["aggregate"]) == ["ippo", "iql"]
+    (out / "runs" / "ippo" / "matrix-climbing" / "summary.json").unlink()
+    assert cli.main(argv) == 1
+    assert "report skipped: no task has every algorithm finished yet" in capsys.readouterr().out
+
+
 def test_fields_added_after_a_run_are_not_differences_at_their_default(
     killed_and_resumed, tmp_path, capsys
 ):

@@ -187,6 +187,16 @@ def test_cli_with_reference_scores_and_errors(tmp_path, capsys):
     # Bad input is a usage error: exit status 2 (as every `jaxmarl` sub-command).
     assert plot_cli.run(_parse([*argv[:3], "nope", *argv[4:]])) == 2
     assert "metric 'nope'" in capsys.readouterr().err
+    # --task keeps the matching tasks (glob on the name or env/task), refuses a pattern that
+    # matches none, naming the tasks there are.
+    assert plot_cli.run(_parse([*argv, "--task", "lbf/10x10*"])) == 0
+    assert load_json(out / "statistics.json")["tasks"] == ["lbf/10x10-3p-3f"]
+    assert plot_cli.run(_parse([*argv, "--task", "8x8-*", "--task", "10x10-3p-3f"])) == 0
+    assert load_json(out / "statistics.json")["tasks"] == ["lbf/8x8-2p-2f", "lbf/10x10-3p-3f"]
+    assert plot_cli.run(_parse([*argv, "--task", "smax*"])) == 2
+    assert "--task smax*: no task matches (tasks: lbf/8x8-2p-2f, lbf/10x10-3p-3f)" in (
+        capsys.readouterr().err
+    )
     assert plot_cli.run(_parse(["plot", str(tmp_path / "missing.json"), "--metric", "r"])) == 2
     assert "no such results file" in capsys.readouterr().err
     bad = tmp_path / "bad.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
 import re
@@ -21,6 +22,7 @@ from jaxmarl_envs.algorithms.evaluation.processing import (
     score_matrices,
     task_curves,
     task_label,
+    tasks_with_metric,
 )
 from jaxmarl_envs.algorithms.evaluation.results import (
     load_results,
@@ -77,6 +79,14 @@ def add_subparser(subparsers: Any) -> None:
     )
     parser.add_argument("--environment", default=None, help="only this environment's tasks")
     parser.add_argument(
+        "--task",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="only tasks matching this glob, on the task name or 'environment/task' "
+        "(repeatable), e.g. for the finished part of a sweep",
+    )
+    parser.add_argument(
         "--formats", default="png,pdf", help="figure formats, comma-separated (default png,pdf)"
     )
     parser.set_defaults(func=run)
@@ -130,8 +140,24 @@ def _produce(args: argparse.Namespace) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     data = _load(list(args.results))
     normalisation = _normalisation(args.normalise)
+    tasks = None
+    if args.task:
+        every = tasks_with_metric(data, args.metric, args.environment)
+        tasks = [
+            (env, task)
+            for env, task in every
+            if any(fnmatch.fnmatchcase(n, p) for p in args.task for n in (task, f"{env}/{task}"))
+        ]
+        if not tasks:
+            names = ", ".join(f"{e}/{t}" for e, t in every) or "none"
+            raise ValueError(f"--task {' '.join(args.task)}: no task matches (tasks: {names})")
     matrices = score_matrices(
-        data, args.metric, normalisation, source=args.source, environment=args.environment
+        data,
+        args.metric,
+        normalisation,
+        source=args.source,
+        environment=args.environment,
+        tasks=tasks,
     )
     normalised = matrices.ranges is not None
     score_label = f"Normalised {args.metric}" if normalised else args.metric
