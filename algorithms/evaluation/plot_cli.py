@@ -292,19 +292,19 @@ def _produce(args: argparse.Namespace) -> list[Path]:
                 {algorithm: column}, ["iqm"], reps=other_reps, **common
             )
             per_task_iqm.setdefault(task_label(key), {})[algorithm] = iqm[algorithm]["iqm"]
+    captions = {}
     for name, table, what in (
         ("per_task_scores", per_task, "mean over runs with {:.0%} Student-t"),
         ("per_task_iqm", per_task_iqm, "IQM over runs with {:.0%} bootstrap"),
     ):
+        captions[name] = (
+            f"{args.metric} per task: {what.format(args.confidence)} confidence "
+            f"intervals.{one_seed_caption}"
+        )
         written += [
             tables.write_interval_csv(table, out / f"{name}.csv", row_label="task"),
             tables.write_interval_latex(
-                table,
-                out / f"{name}.tex",
-                row_label="Task",
-                caption=f"{args.metric} per task: {what.format(args.confidence)} confidence "
-                f"intervals.{one_seed_caption}",
-                **missing,
+                table, out / f"{name}.tex", row_label="Task", caption=captions[name], **missing
             ),
         ]
 
@@ -320,8 +320,7 @@ def _produce(args: argparse.Namespace) -> list[Path]:
                 task: tables.auto_decimals(iv.point for iv in res.values())
                 for task, res in per_task_iqm.items()
             },
-            caption=f"{args.metric} per task: IQM over runs with {args.confidence:.0%} "
-            f"bootstrap confidence intervals.{one_seed_caption}",
+            caption=captions["per_task_iqm"],
             **missing,
         )
     )

@@ -54,6 +54,13 @@ def _prepare(path: str | os.PathLike) -> Path:
     return path
 
 
+def _columns(rows: Mapping[str, Mapping[str, Interval]], columns: Sequence[str] | None) -> list:
+    """The column order: `columns`, or those of the first row. Refuses an empty table."""
+    if not rows:
+        raise ValueError("empty table")
+    return list(columns or next(iter(rows.values())))
+
+
 def write_interval_csv(
     rows: Mapping[str, Mapping[str, Interval]],
     path: str | os.PathLike,
@@ -69,9 +76,7 @@ def write_interval_csv(
         row_label: header of the first column.
         columns: column order (default: those of the first row).
     """
-    if not rows:
-        raise ValueError("empty table")
-    columns = list(columns or next(iter(rows.values())))
+    columns = _columns(rows, columns)
     path = _prepare(path)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -114,9 +119,7 @@ def write_interval_latex(
             already LaTeX).
         missing: the text for a missing interval (escaped).
     """
-    if not rows:
-        raise ValueError("empty table")
-    columns = list(columns or next(iter(rows.values())))
+    columns = _columns(rows, columns)
     headers = [latex_escape(METRIC_LABELS.get(c, c)) for c in columns]
     lines = [
         r"\begin{table}[t]",
@@ -171,9 +174,7 @@ def write_interval_markdown(
         caption: optional text under the table.
         missing: the text for a missing interval.
     """
-    if not rows:
-        raise ValueError("empty table")
-    columns = list(columns or next(iter(rows.values())))
+    columns = _columns(rows, columns)
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
