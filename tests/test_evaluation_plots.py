@@ -92,6 +92,13 @@ def test_tables(tmp_path, scores):
     # Three significant digits of the largest |value|, 0 to 3 decimals.
     cases = ([41.19], [0.998, -3.0], [1234.5], [0.01], [])
     assert [tables.auto_decimals(v) for v in cases] == [1, 2, 0, 3, 3]
+    for write in (
+        tables.write_interval_csv,
+        tables.write_interval_latex,
+        tables.write_interval_markdown,
+    ):
+        with pytest.raises(ValueError, match="empty table"):
+            write({}, tmp_path / "empty")
     pairs = {("a_1", "b"): Interval(0.75, 0.5, 0.9)}
     poi_csv, poi_tex = tables.write_poi_tables(pairs, tmp_path / "p.csv", tmp_path / "p.tex")
     assert poi_csv.read_text().splitlines()[1] == "a_1,b,0.75,0.5,0.9"
