@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import difflib
 import fnmatch
@@ -24,6 +25,7 @@ import functools
 import glob
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -756,14 +758,17 @@ def _write_summary(
     sweep: SweepFile, jobs: list[Job], out: Path, started: float, failed: list[str]
 ) -> Path:
     """`<out>/summary.json`: per-run status and seconds (the last invocation's and the run's
-    in all), and the sweep's wall-clock time per invocation and in all. Written when an
-    invocation starts, after each run it finishes and when it ends, so an invocation killed
-    without warning has its time recorded up to its last finished run."""
+    in all), and the sweep's wall-clock time per invocation and in all; and `<out>/runs.md`,
+    `<out>/runs.csv` (see `write_runs_table`). Written when an invocation starts, after each
+    run it finishes and when it ends, so an invocation killed without warning has its time
+    recorded up to its last finished run."""
     from jaxmarl_envs.algorithms.evaluation.results import _file_lock
 
     path = out / "summary.json"
     with _file_lock(path):  # two invocations on one folder each add their own entry
-        return _update_summary(sweep, jobs, path, started, failed)
+        _update_summary(sweep, jobs, path, started, failed)
+        write_runs_table(jobs, out, sweep.report.get("metric", "episode_return"))
+    return path
 
 
 def _update_summary(
@@ -796,7 +801,7 @@ def _update_summary(
                 "env_id": job.env_id,
                 "seeds": list(job.seeds),
                 "total_steps": job.total_steps,
-                "run_dir": str(job.run_dir),
+                "run_dir": _relative(job.run_dir, path.parent),
                 "status": job_status(job),
                 "seconds": timing.get("seconds"),
                 "seconds_total": timing.get("seconds_total", timing.get("seconds")),
@@ -817,6 +822,85 @@ def _update_summary(
     }
     _atomic_write_json(summary, path)
     return path
+
+
+def _relative(run_dir: Path, out: Path) -> str:
+    """`runs/<algorithm>/<task>`: the run folder relative to the sweep folder, so the records
+    stay true when the folder is moved or committed."""
+    try:
+        return str(run_dir.relative_to(out))
+    except ValueError:
+        return str(run_dir)
+
+
+def write_runs_table(jobs: list[Job], out: Path, metric: str) -> Path | None:
+    """`<out>/runs.md` and `<out>/runs.csv`: every finished run's absolute `metric` per seed
+    (the mean over the episodes of its absolute-metric evaluation), the mean over seeds, its
+    training time summed over the invocations that resumed it, and its environment steps per
+    second over all seeds (runs trained side by side share the machine: alone, each is
+    faster). The CSV has one row per run and seed. Returns the Markdown path, or None (both
+    files removed) while no run has finished."""
+    from jaxmarl_envs.algorithms.evaluation.results import ABSOLUTE_METRICS, load_results
+
+    rows = []
+    for job in jobs:
+        if job_status(job) != "finished":
+            continue
+        runs = load_results(job.run_dir / "metrics.json")[job.environment][job.env_id][job.name]
+        scores = []
+        for seed in job.seeds:
+            values = runs[f"seed_{seed}"][ABSOLUTE_METRICS].get(metric)
+            scores.append(sum(values) / len(values) if values else math.nan)
+        timing = _read_json(job.run_dir / "sweep_run.json") or {}
+        seconds = timing.get("seconds_total", timing.get("seconds"))
+        rows.append((job, scores, seconds))
+    md, csv_path = out / "runs.md", out / "runs.csv"
+    if not rows:
+        for stale in (md, csv_path):
+            stale.unlink(missing_ok=True)
+        return None
+    # Three significant digits of the task's largest score (returns differ 100x across tasks).
+    largest: dict[str, float] = {}
+    for job, scores, _ in rows:
+        finite = [abs(s) for s in scores if math.isfinite(s)]
+        largest[job.task] = max([largest.get(job.task, 0.0)] + finite)
+    lines = [
+        f"Finished runs of the sweep: absolute {metric} per seed (mean over the episodes of the "
+        "absolute-metric evaluation), its mean over seeds, the run's training time (summed over "
+        "the invocations that resumed it) and environment steps per second over all its seeds.",
+        "",
+        f"| algorithm | task | steps per seed | absolute {metric} per seed | mean | training "
+        "time | steps/s |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    table = [("algorithm", "task", "env_id", "seed", "total_steps", metric, "train_seconds")]
+    for job, scores, seconds in rows:
+        top = largest[job.task]
+        decimals = int(min(3, max(0, 2 - math.floor(math.log10(top))))) if top > 0 else 3
+        per_seed = ", ".join(f"{s:.{decimals}f}" for s in scores)
+        mean = sum(scores) / len(scores)
+        time_cell = fmt_duration(seconds) if seconds else "n/a"
+        rate = f"{job.env_steps / seconds:,.0f}" if seconds else "n/a"
+        task = job.task if job.env_id == job.task else f"{job.task} ({job.env_id})"
+        lines.append(
+            f"| {job.name} | {task} | {job.total_steps:,} | {per_seed} | {mean:.{decimals}f} "
+            f"| {time_cell} | {rate} |"
+        )
+        for seed, score in zip(job.seeds, scores, strict=True):
+            table.append(
+                (job.name, job.task, job.env_id, seed, job.total_steps, score, seconds or "")
+            )
+    _atomic_write_text("\n".join(lines) + "\n", md)
+    stream = io.StringIO()
+    csv.writer(stream, lineterminator="\n").writerows(table)
+    _atomic_write_text(stream.getvalue(), csv_path)
+    return md
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def run_sweep(
@@ -854,7 +938,7 @@ def run_sweep(
                 "seeds": list(j.seeds),
                 "total_steps_requested": j.requested_steps,
                 "total_steps": j.total_steps,
-                "run_dir": str(j.run_dir),
+                "run_dir": _relative(j.run_dir, out),
                 "config_class": type(j.config).__name__,
                 "config": to_dict(j.config),
             }
@@ -1189,7 +1273,8 @@ A sweep file (see benchmarks/sweeps/example.toml):
 
 Output: <out>/results.json (one marl-eval file), <out>/report/ (plots, tables),
 <out>/runs/<algorithm>/<task>/ (config, metrics, checkpoints), plan.json, sweep.toml,
-summary.json. Rerunning skips finished runs and resumes killed ones from their checkpoints.
+summary.json, runs.md and runs.csv (each finished run's absolute metric per seed and time).
+Rerunning skips finished runs and resumes killed ones from their checkpoints.
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -92,6 +93,7 @@ def killed_and_resumed(tmp_path_factory):
     record["a"] = invoke(["--max-runs", "1"])
     record["results_a"] = json.loads((out / "results.json").read_text())
     record["report_a"] = (out / "report").exists()
+    record["runs_csv_a"] = (out / "runs.csv").read_text()
     first_run = out / "runs" / "ippo" / "matrix-climbing"
     record["first_before"] = _snapshot(first_run)
 
@@ -238,6 +240,49 @@ def test_sweep_writes_one_valid_results_file_report_and_records(killed_and_resum
     assert runs["ippo/matrix-climbing"]["seconds_total"] == first["seconds_total"]
     assert first["seconds_total"] == pytest.approx(first["seconds"])  # never interrupted
     assert summary["train_seconds"] == pytest.approx(sum(r["seconds_total"] for r in runs.values()))
+    # Records name run folders relative to the sweep folder (true once it is moved/committed).
+    assert runs["iql/matrix-climbing"]["run_dir"] == "runs/iql/matrix-climbing"
+    assert plan["runs"][1]["run_dir"] == "runs/iql/matrix-climbing"
+
+
+def test_runs_table_lists_every_finished_run_per_seed_with_its_time(killed_and_resumed):
+    out = killed_and_resumed["out"]
+    data = load_results(out / "results.json")
+    summary = json.loads((out / "summary.json").read_text())
+    seconds = {(r["algorithm"], r["task"]): r["seconds_total"] for r in summary["runs"]}
+    with open(out / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["algorithm"], r["task"], r["seed"]) for r in rows] == [
+        (a, t, s) for a, t in RUNS for s in ("0", "1")
+    ]
+    for row in rows:
+        env = row["task"].split("-")[0]
+        episodes = data[env][row["task"]][row["algorithm"]]["seed_" + row["seed"]]
+        expected = sum(episodes["absolute_metrics"]["episode_return"]) / 8
+        assert float(row["episode_return"]) == pytest.approx(expected, rel=1e-9)
+        assert int(row["total_steps"]) == 2048 and row["env_id"] == row["task"]
+        assert float(row["train_seconds"]) == seconds[(row["algorithm"], row["task"])]
+    # After the first invocation (one run finished) the table held that run alone.
+    first = list(csv.DictReader(io.StringIO(killed_and_resumed["runs_csv_a"])))
+    assert [(r["algorithm"], r["task"]) for r in first] == [RUNS[0]] * 2
+    lines = (out / "runs.md").read_text().splitlines()
+    table = [line for line in lines if line.startswith("| ") and "---" not in line]
+    assert table[0].startswith("| algorithm | task | steps per seed | absolute episode_return")
+    cells = [c.strip() for c in table[2].strip("|").split("|")]  # iql on matrix-climbing
+    assert cells[:3] == ["iql", "matrix-climbing", "2,048"]
+    per_seed = [float(v) for v in cells[3].split(", ")]
+    scores = [float(r["episode_return"]) for r in rows[2:4]]
+    decimals = len(cells[3].split(", ")[0].split(".")[-1]) if "." in cells[3] else 0
+    assert per_seed == pytest.approx(scores, abs=0.51 * 10**-decimals)
+    assert float(cells[4]) == pytest.approx(sum(scores) / 2, abs=0.51 * 10**-decimals)
+    assert cells[5] == sweep.fmt_duration(seconds[("iql", "matrix-climbing")])
+    rate = 2 * 2048 / seconds[("iql", "matrix-climbing")]
+    assert float(cells[6].replace(",", "")) == pytest.approx(rate, abs=0.51)
+    # Decimals per task (3 significant digits of its largest score): LBF's returns (at most 1)
+    # keep 3 decimals beside the climbing game's hundreds.
+    for row in table[3:5]:
+        assert "lbf-5x5-2p-1f" in row
+        assert all(len(v.strip().split(".")[1]) == 3 for v in row.split("|")[4].split(", "))
 
 
 def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
@@ -442,7 +487,7 @@ def test_summary_keeps_one_entry_per_invocation_and_totals_them(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text(json.dumps({"wall_clock_seconds_total": 100.0}))
-    fake = types.SimpleNamespace(name="s", path=tmp_path / "s.toml")
+    fake = types.SimpleNamespace(name="s", path=tmp_path / "s.toml", report={})
     now = time.time()
     for started in (now - 50.0, now - 20.0, now - 50.0):  # a, b, a again (later)
         sweep._write_summary(fake, [], out, started, [])
