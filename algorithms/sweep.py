@@ -755,24 +755,35 @@ def write_report(
 
 
 def _write_summary(
-    sweep: SweepFile, jobs: list[Job], out: Path, started: float, failed: list[str]
+    sweep: SweepFile,
+    jobs: list[Job],
+    out: Path,
+    started: float,
+    failed: list[str],
+    trained: bool = True,
 ) -> Path:
     """`<out>/summary.json`: per-run status and seconds (the last invocation's and the run's
     in all), and the sweep's wall-clock time per invocation and in all; and `<out>/runs.md`,
     `<out>/runs.csv` (see `write_runs_table`). Written when an invocation starts, after each
     run it finishes and when it ends, so an invocation killed without warning has its time
-    recorded up to its last finished run."""
+    recorded up to its last finished run. An invocation that trains nothing (`trained`
+    False: `--report-only`) updates the runs without an entry of its own."""
     from jaxmarl_envs.algorithms.evaluation.results import _file_lock
 
     path = out / "summary.json"
     with _file_lock(path):  # two invocations on one folder each add their own entry
-        _update_summary(sweep, jobs, path, started, failed)
+        _update_summary(sweep, jobs, path, started, failed, trained)
         write_runs_table(jobs, out, sweep.report.get("metric", "episode_return"))
     return path
 
 
 def _update_summary(
-    sweep: SweepFile, jobs: list[Job], path: Path, started: float, failed: list[str]
+    sweep: SweepFile,
+    jobs: list[Job],
+    path: Path,
+    started: float,
+    failed: list[str],
+    trained: bool = True,
 ) -> Path:
     from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
 
@@ -790,7 +801,11 @@ def _update_summary(
         "seconds": wall,
         "started_unix": started,  # identifies the invocation among the entries
     }
-    invocations = [i for i in invocations if i.get("started_unix") != started] + [this]
+    if trained:
+        invocations = [i for i in invocations if i.get("started_unix") != started] + [this]
+    else:  # the last training invocation stays the last one
+        wall = previous.get("wall_clock_seconds", 0.0)
+        this = {"started": None, "ended": None, **previous.get("last_invocation", {})}
     runs = []
     for job in jobs:
         timing = _read_json(job.run_dir / "sweep_run.json") or {}
@@ -984,7 +999,7 @@ def run_sweep(
             f"{finished}/{len(jobs)} runs finished; the report is written when all are "
             f"(or now with --report-only, over the tasks every algorithm has finished)"
         )
-    summary_path = _write_summary(sweep, jobs, out, started, failed)
+    summary_path = _write_summary(sweep, jobs, out, started, failed, trained=not report_only)
     if failed:
         print(f"failed runs: {', '.join(failed)} (run the sweep again to retry them)")
     print(f"results in {results_path if results_path.exists() else out}; summary {summary_path}")

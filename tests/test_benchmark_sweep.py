@@ -288,8 +288,15 @@ def test_runs_table_lists_every_finished_run_per_seed_with_its_time(killed_and_r
 def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):
     out, path = killed_and_resumed["out"], killed_and_resumed["path"]
     (out / "report" / "aggregate_scores.png").unlink()
+    (out / "runs.md").unlink()
+    before = json.loads((out / "summary.json").read_text())
     assert cli.main(["benchmark", str(path), "--out", str(out), "--report-only"]) == 0
     assert (out / "report" / "aggregate_scores.png").is_file()
+    assert (out / "runs.md").is_file()
+    # Redrawing the report trains nothing and adds no time to the sweep's wall clock.
+    after = json.loads((out / "summary.json").read_text())
+    for key in ("invocations", "wall_clock_seconds", "wall_clock_seconds_total", "runs"):
+        assert after[key] == before[key], key
     text = capsys.readouterr().out
     assert "training" not in text and "report: " in text
     changed = path.with_name("changed.toml")
