@@ -874,11 +874,16 @@ def write_runs_table(jobs: list[Job], out: Path, metric: str) -> Path | None:
         for stale in (md, csv_path):
             stale.unlink(missing_ok=True)
         return None
-    # Three significant digits of the task's largest score (returns differ 100x across tasks).
-    largest: dict[str, float] = {}
+    # Decimals per task from its median |score| (returns differ 100x across tasks): 3 below 2
+    # (LBF's 0.998 and 1.000 alike), 2 below 20, 1 below 200, else 0.
+    magnitudes: dict[str, list[float]] = {}
     for job, scores, _ in rows:
-        finite = [abs(s) for s in scores if math.isfinite(s)]
-        largest[job.task] = max([largest.get(job.task, 0.0)] + finite)
+        magnitudes.setdefault(job.task, []).extend(abs(s) for s in scores if math.isfinite(s))
+    decimals_of = {}
+    for task, values in magnitudes.items():
+        values = sorted(values)
+        median = values[len(values) // 2] if values else 0.0
+        decimals_of[task] = sum(median < bound for bound in (2.0, 20.0, 200.0))
     lines = [
         f"Finished runs of the sweep: absolute {metric} per seed (mean over the episodes of the "
         "absolute-metric evaluation), its mean over seeds, the run's training time (summed over "
@@ -890,8 +895,7 @@ def write_runs_table(jobs: list[Job], out: Path, metric: str) -> Path | None:
     ]
     table = [("algorithm", "task", "env_id", "seed", "total_steps", metric, "train_seconds")]
     for job, scores, seconds in rows:
-        top = largest[job.task]
-        decimals = int(min(3, max(0, 2 - math.floor(math.log10(top))))) if top > 0 else 3
+        decimals = decimals_of[job.task]
         per_seed = ", ".join(f"{s:.{decimals}f}" for s in scores)
         mean = sum(scores) / len(scores)
         time_cell = fmt_duration(seconds) if seconds else "n/a"

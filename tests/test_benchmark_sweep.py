@@ -278,8 +278,8 @@ def test_runs_table_lists_every_finished_run_per_seed_with_its_time(killed_and_r
     assert cells[5] == sweep.fmt_duration(seconds[("iql", "matrix-climbing")])
     rate = 2 * 2048 / seconds[("iql", "matrix-climbing")]
     assert float(cells[6].replace(",", "")) == pytest.approx(rate, abs=0.51)
-    # Decimals per task (3 significant digits of its largest score): LBF's returns (at most 1)
-    # keep 3 decimals beside the climbing game's hundreds.
+    # Decimals per task (from its median |score|): LBF's returns (at most 1) keep 3 decimals
+    # beside the climbing game's hundreds.
     for row in table[3:5]:
         assert "lbf-5x5-2p-1f" in row
         assert all(len(v.strip().split(".")[1]) == 3 for v in row.split("|")[4].split(", "))
