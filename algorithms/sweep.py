@@ -800,6 +800,7 @@ def _update_summary(
         "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": wall,
         "started_unix": started,  # identifies the invocation among the entries
+        "machine": machine_info(),  # a sweep resumed elsewhere mixes machines: say which
     }
     if trained:
         invocations = [i for i in invocations if i.get("started_unix") != started] + [this]
@@ -837,6 +838,29 @@ def _update_summary(
     }
     _atomic_write_json(summary, path)
     return path
+
+
+def machine_info() -> dict[str, Any]:
+    """The CPU model and core count, host name and JAX version of this machine (read without
+    importing JAX): numbers from different CPUs differ in speed, and in their last digits."""
+    import importlib.metadata
+    import platform
+    import socket
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    versions = {}
+    for package in ("jax", "jaxlib"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "host": socket.gethostname(), **versions}
 
 
 def _relative(run_dir: Path, out: Path) -> str:
@@ -1101,6 +1125,7 @@ def _train_job(job: Job, verbose: bool) -> float:
         "seconds_total": summary["train_seconds_total"] - summary["train_seconds"] + seconds,
         "resumed": resumed,
         "env_steps": job.env_steps,
+        "machine": machine_info(),  # where it finished (a resumed run may have started elsewhere)
     }
     _atomic_write_json(record, job.run_dir / "sweep_run.json")
     return seconds

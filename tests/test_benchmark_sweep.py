@@ -231,6 +231,12 @@ def test_sweep_writes_one_valid_results_file_report_and_records(killed_and_resum
         sum(i["seconds"] for i in invocations)
     )
     assert summary["wall_clock_seconds_total"] > summary["wall_clock_seconds"] > 0
+    # Each invocation names its machine (a sweep resumed elsewhere mixes CPUs).
+    import jax
+
+    for entry in invocations:
+        assert entry["machine"]["jax"] == jax.__version__
+        assert entry["machine"]["cores"] == os.cpu_count() and entry["machine"]["cpu"]
     runs = {r["algorithm"] + "/" + r["task"]: r for r in summary["runs"]}
     assert all(r["status"] == "finished" and r["seconds"] > 0 for r in runs.values())
     # The run killed in (b) counts its first interval from the checkpoint's `train_seconds`.
@@ -239,6 +245,7 @@ def test_sweep_writes_one_valid_results_file_report_and_records(killed_and_resum
     first = json.loads((out / "runs" / "ippo" / "matrix-climbing" / "sweep_run.json").read_text())
     assert runs["ippo/matrix-climbing"]["seconds_total"] == first["seconds_total"]
     assert first["seconds_total"] == pytest.approx(first["seconds"])  # never interrupted
+    assert first["machine"] == invocations[0]["machine"]
     assert summary["train_seconds"] == pytest.approx(sum(r["seconds_total"] for r in runs.values()))
     # Records name run folders relative to the sweep folder (true once it is moved/committed).
     assert runs["iql/matrix-climbing"]["run_dir"] == "runs/iql/matrix-climbing"
