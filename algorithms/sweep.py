@@ -772,8 +772,9 @@ def _write_summary(
 
     path = out / "summary.json"
     with _file_lock(path):  # two invocations on one folder each add their own entry
-        _update_summary(sweep, jobs, path, started, failed, trained)
-        write_runs_table(jobs, out, sweep.report.get("metric", "episode_return"))
+        statuses = [job_status(job) for job in jobs]  # reads each finished run's results once
+        _update_summary(sweep, jobs, path, started, failed, trained, statuses)
+        write_runs_table(jobs, out, sweep.report.get("metric", "episode_return"), statuses)
     return path
 
 
@@ -784,9 +785,12 @@ def _update_summary(
     started: float,
     failed: list[str],
     trained: bool = True,
+    statuses: list[str] | None = None,
 ) -> Path:
     from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
 
+    if statuses is None:
+        statuses = [job_status(job) for job in jobs]
     previous = _read_json(path) or {}
     wall = time.time() - started
     invocations = list(previous.get("invocations", []))
@@ -795,20 +799,20 @@ def _update_summary(
         invocations.append(
             {"started": None, "ended": None, "seconds": previous["wall_clock_seconds_total"]}
         )
-    this = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "seconds": wall,
-        "started_unix": started,  # identifies the invocation among the entries
-        "machine": machine_info(),  # a sweep resumed elsewhere mixes machines: say which
-    }
     if trained:
+        this = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seconds": wall,
+            "started_unix": started,  # identifies the invocation among the entries
+            "machine": machine_info(),  # a sweep resumed elsewhere mixes machines: say which
+        }
         invocations = [i for i in invocations if i.get("started_unix") != started] + [this]
     else:  # the last training invocation stays the last one
         wall = previous.get("wall_clock_seconds", 0.0)
         this = {"started": None, "ended": None, **previous.get("last_invocation", {})}
     runs = []
-    for job in jobs:
+    for job, status in zip(jobs, statuses, strict=True):
         timing = _read_json(job.run_dir / "sweep_run.json") or {}
         runs.append(
             {
@@ -818,7 +822,7 @@ def _update_summary(
                 "seeds": list(job.seeds),
                 "total_steps": job.total_steps,
                 "run_dir": _relative(job.run_dir, path.parent),
-                "status": job_status(job),
+                "status": status,
                 "seconds": timing.get("seconds"),
                 "seconds_total": timing.get("seconds_total", timing.get("seconds")),
             }
@@ -872,18 +876,27 @@ def _relative(run_dir: Path, out: Path) -> str:
         return str(run_dir)
 
 
-def write_runs_table(jobs: list[Job], out: Path, metric: str) -> Path | None:
+def write_runs_table(
+    jobs: list[Job], out: Path, metric: str, statuses: list[str] | None = None
+) -> Path | None:
     """`<out>/runs.md` and `<out>/runs.csv`: every finished run's absolute `metric` per seed
     (the mean over the episodes of its absolute-metric evaluation), the mean over seeds, its
     training time summed over the invocations that resumed it, and its environment steps per
     second over all seeds (runs trained side by side share the machine: alone, each is
-    faster). The CSV has one row per run and seed. Returns the Markdown path, or None (both
-    files removed) while no run has finished."""
-    from jaxmarl_envs.algorithms.evaluation.results import ABSOLUTE_METRICS, load_results
+    faster). The CSV has one row per run and seed. `statuses` (one `job_status` per job) saves
+    reading every run's results again when the caller has them. Returns the Markdown path, or
+    None (both files removed) while no run has finished."""
+    from jaxmarl_envs.algorithms.evaluation.results import (
+        ABSOLUTE_METRICS,
+        _atomic_write_text,
+        load_results,
+    )
 
+    if statuses is None:
+        statuses = [job_status(job) for job in jobs]
     rows = []
-    for job in jobs:
-        if job_status(job) != "finished":
+    for job, status in zip(jobs, statuses, strict=True):
+        if status != "finished":
             continue
         runs = load_results(job.run_dir / "metrics.json")[job.environment][job.env_id][job.name]
         scores = []
@@ -938,12 +951,6 @@ def write_runs_table(jobs: list[Job], out: Path, metric: str) -> Path | None:
     csv.writer(stream, lineterminator="\n").writerows(table)
     _atomic_write_text(stream.getvalue(), csv_path)
     return md
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run_sweep(

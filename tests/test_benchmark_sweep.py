@@ -290,6 +290,13 @@ def test_runs_table_lists_every_finished_run_per_seed_with_its_time(killed_and_r
     for row in table[3:5]:
         assert "lbf-5x5-2p-1f" in row
         assert all(len(v.strip().split(".")[1]) == 3 for v in row.split("|")[4].split(", "))
+    # Written atomically (temporary file + rename) with a plain file's mode, nothing left over.
+    plain = out / "plain.txt"
+    plain.write_text("")
+    for name in ("runs.md", "runs.csv", "summary.json"):
+        assert (out / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, name
+    plain.unlink()
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_report_only_and_changed_config_refused(killed_and_resumed, capsys):

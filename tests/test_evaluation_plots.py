@@ -350,3 +350,15 @@ def test_one_seed_draws_points_only_and_tables_say_so(tmp_path, capsys, monkeypa
         assert interval["lower"] is None and interval["upper"] is None
         assert interval["point"] is not None
     assert summary["probability_of_improvement"][0]["lower"] is None
+
+
+def test_figures_rebuilt_from_the_same_scores_are_the_same_files(tmp_path, scores, monkeypatch):
+    """No creation date (PDF, SVG) and no random element ids (SVG): a committed report rebuilt
+    from unchanged results at another time leaves git clean."""
+    results = st.aggregate_metrics(scores, reps=100)
+    files = []
+    for attempt, epoch in enumerate(("1000000000", "1900000000")):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)  # the "now" matplotlib would stamp
+        paths = [tmp_path / str(attempt) / f"agg.{ext}" for ext in ("png", "pdf", "svg")]
+        files.append([p.read_bytes() for p in plots.plot_aggregate_intervals(results, paths)])
+    assert files[0] == files[1]

@@ -176,11 +176,11 @@ def test_crash_mid_write_leaves_previous_file_intact(tmp_path, monkeypatch):
     logger = _log_run(path, "ippo", seed=0)
     before = path.read_bytes()
 
-    def crashing_dump(obj, fp, **kwargs):
-        fp.write('{"lbf": {"8x8')  # a partial write, then the process "dies"
+    def crashing_fsync(fd):
+        os.write(fd, b'{"lbf": {"8x8')  # a torn write, then the process "dies" before rename
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(json, "dump", crashing_dump)
+    monkeypatch.setattr(os, "fsync", crashing_fsync)
     with pytest.raises(RuntimeError, match="simulated crash"):
         logger.log_absolute({"return": [9.0]})
     with pytest.raises(RuntimeError, match="simulated crash"):

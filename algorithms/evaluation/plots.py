@@ -41,13 +41,20 @@ def _colours(names: Sequence[str]) -> dict[str, Any]:
     return {name: cycle(i % 10) for i, name in enumerate(names)}
 
 
+# No creation date in PDF and SVG files (and fixed SVG element ids, below), so a figure rebuilt
+# from the same results is the same file: committed reports otherwise change at every rebuild.
+# PNG carries no date.
+_REPRODUCIBLE: dict[str, dict[str, Any]] = {".pdf": {"CreationDate": None}, ".svg": {"Date": None}}
+
+
 def _save(fig, paths: Sequence[str | os.PathLike]) -> list[Path]:
     plt = _pyplot()
     written = []
     for path in paths:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight", dpi=150)
+        with plt.rc_context({"svg.hashsalt": "jaxmarl_envs"}):
+            fig.savefig(path, bbox_inches="tight", dpi=150, metadata=_REPRODUCIBLE.get(path.suffix))
         written.append(path)
     plt.close(fig)
     return written

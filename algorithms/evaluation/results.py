@@ -249,14 +249,21 @@ def _new_file_mode(path: Path) -> int:
 
 
 def _atomic_write_json(data: Any, path: Path) -> None:
-    """Writes ``data`` as JSON to a temporary file in the same folder, then renames it."""
+    """Writes ``data`` as JSON atomically (see `_atomic_write_text`)."""
+    _atomic_write_text(json.dumps(data, indent=2, allow_nan=False), path)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    """Writes ``text`` to a uniquely named temporary file in the same folder (with the mode a
+    plain ``open`` would give it), fsyncs it, then renames it over ``path``: readers see the
+    old file or the new one, never a partial one, and a crash leaves no stray temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, mode)  # mkstemp creates 0o600
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
