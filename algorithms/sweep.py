@@ -691,8 +691,11 @@ def _describe(job: Job, requested: bool = False) -> str:
     return f"{job.name} on {job.task} ({seeds}, {steps}{env})"
 
 
-def print_plan(sweep: SweepFile, jobs: list[Job], selected: list[Job], out: Path) -> None:
-    """The run plan (`--dry-run`): one line per run with its status on disk."""
+def print_plan(
+    sweep: SweepFile, jobs: list[Job], selected: list[Job], out: Path, workers: int = 1
+) -> None:
+    """The run plan (`--dry-run`): one line per run with its status on disk, and the time
+    left at the pace of the finished runs (`workers` at a time)."""
     algorithms = sorted({j.name for j in jobs})
     tasks = list(dict.fromkeys(j.task for j in jobs))
     print(
@@ -713,6 +716,13 @@ def print_plan(sweep: SweepFile, jobs: list[Job], selected: list[Job], out: Path
         f"{len(selected)} selected, {len(todo)} to train: "
         f"{sum(j.env_steps for j in todo):,} environment steps over all seeds"
     )
+    spent = finished_timings(jobs)
+    if spent and todo:
+        eta = fmt_duration(estimate_seconds_left(todo, spent, workers))
+        print(
+            f"about {eta} with --jobs {workers}, at the pace of {len(spent)} finished run(s) "
+            "(on the machines that trained them)"
+        )
 
 
 def write_report(
@@ -1138,6 +1148,42 @@ def _train_job(job: Job, verbose: bool) -> float:
     return seconds
 
 
+def finished_timings(jobs: list[Job]) -> list[tuple[Job, float]]:
+    """Every finished run with its training seconds summed over the invocations that resumed
+    it (its `sweep_run.json`; runs without one are left out)."""
+    spent = []
+    for job in jobs:
+        timing = _read_json(job.run_dir / "sweep_run.json") or {}
+        seconds = timing.get("seconds_total", timing.get("seconds"))
+        if seconds and job_status(job) == "finished":
+            spent.append((job, float(seconds)))
+    return spent
+
+
+def estimate_seconds_left(left: list[Job], spent: list[tuple[Job, float]], workers: int) -> float:
+    """Wall-clock seconds the runs `left` should take, `workers` at a time, priced from
+    `spent` (finished runs and their seconds): each run at the seconds per environment step of
+    finished runs of the same algorithm on the same environment family, else of the same
+    algorithm, else of all finished runs (the families differ 10x in cost per step, and so do
+    the environments). Zero when nothing has finished yet."""
+    rates: dict[Any, list[float]] = {}
+    for job, seconds in spent:
+        for key in ((job.algorithm, job.environment), job.algorithm, None):
+            rate = rates.setdefault(key, [0.0, 0.0])
+            rate[0] += seconds
+            rate[1] += job.env_steps
+    if not rates:
+        return 0.0
+    total = 0.0
+    for job in left:
+        for key in ((job.algorithm, job.environment), job.algorithm, None):
+            if key in rates:
+                seconds, steps = rates[key]
+                total += job.env_steps * seconds / max(steps, 1.0)
+                break
+    return total / max(1, min(workers, len(left)))
+
+
 def _train_selected(
     jobs: list[Job],
     selected: list[Job],
@@ -1155,7 +1201,9 @@ def _train_selected(
     `workers` > 1 up to that many runs train at once, each in a child process (see
     `_train_parallel`)."""
     left = [j for j in selected if job_status(j) != "finished"]  # runs not ended yet
-    spent: dict[str, list[float]] = {}  # algorithm -> [seconds, env steps] of finished runs
+    # Seconds and environment steps of finished runs, this invocation's and earlier ones'
+    # (their `sweep_run.json`), which price the runs left (see `estimate_seconds_left`).
+    spent = finished_timings(jobs)
     queue: list[tuple[str, Job]] = []
     for i, job in enumerate(jobs, 1):
         if job not in selected:
@@ -1173,17 +1221,16 @@ def _train_selected(
             print(f"stopping after {len(queue)} run(s) (--max-runs); run again to continue")
             break
         queue.append((head, job))
+    if spent and left:
+        eta = fmt_duration(estimate_seconds_left(left, spent, workers))
+        print(
+            f"{len(left)} run(s) left; sweep ETA {eta} at the pace of {len(spent)} finished "
+            f"run(s), {workers} at a time",
+            flush=True,
+        )
 
     def eta() -> float:
-        """Seconds left: each run left at its algorithm's seconds per environment step so far
-        (the families differ 10x; all finished runs' rate for an algorithm not seen yet),
-        shared by the workers."""
-        total = [sum(v[0] for v in spent.values()), sum(v[1] for v in spent.values())]
-        seconds = 0.0
-        for j in left:
-            sec, steps = spent.get(j.algorithm, total)
-            seconds += j.env_steps * sec / max(steps, 1)
-        return seconds / max(1, min(workers, len(left)))
+        return estimate_seconds_left(left, spent, workers)
 
     def finished(head: str, job: Job, seconds: float | None, error: str | None) -> None:
         left.remove(job)
@@ -1192,9 +1239,8 @@ def _train_selected(
             record()
             print(f"{head}: FAILED after {fmt_duration(seconds or 0.0)}: {error}", flush=True)
             return
-        rate = spent.setdefault(job.algorithm, [0.0, 0.0])
-        rate[0] += seconds or 0.0
-        rate[1] += job.env_steps
+        if seconds:
+            spent.append((job, seconds))
         collect_results(jobs, results_path)
         record()
         tail = f"sweep ETA {fmt_duration(eta())}" if left else "sweep done"
@@ -1412,7 +1458,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     except SweepError as err:
         return error(str(err))
     if args.dry_run:
-        print_plan(sweep, jobs, selected, out)
+        print_plan(sweep, jobs, selected, out, args.jobs)
         return 0
     if args.worker is not None:
         match = [j for j in jobs if j.run_dir == out / "runs" / args.worker]

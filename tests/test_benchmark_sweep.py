@@ -160,6 +160,9 @@ def test_killed_run_leaves_a_checkpoint_and_dry_run_shows_statuses(killed_and_re
     assert lines[2].endswith(": resumes") and "[2/4] iql on matrix-climbing" in lines[2]
     assert lines[3].endswith(": new") and lines[4].endswith(": new")
     assert lines[5] == "4 selected, 3 to train: 12,288 environment steps over all seeds"
+    assert lines[6].startswith("about ") and lines[6].endswith(
+        " with --jobs 1, at the pace of 1 finished run(s) (on the machines that trained them)"
+    )
 
 
 def test_resumed_sweep_skips_finished_runs_and_resumes_from_the_checkpoint(killed_and_resumed):
@@ -175,6 +178,8 @@ def test_resumed_sweep_skips_finished_runs_and_resumes_from_the_checkpoint(kille
         assert f"[{i}/4] {algo} on {task} (2 seeds, 2,048 steps): done in" in text
     assert "[4/4] iql on lbf-5x5-2p-1f (2 seeds, 2,048 steps): done in" in text
     assert "; sweep ETA " in text and "; sweep done" in text
+    # Resumed, the sweep prices the runs left from the one finished by an earlier invocation.
+    assert "3 run(s) left; sweep ETA " in text and "at the pace of 1 finished run(s)" in text
     # The finished run's files were not touched (same bytes, same modification times).
     assert killed_and_resumed["first_after"] == killed_and_resumed["first_before"]
 
@@ -496,6 +501,39 @@ def test_a_run_trained_by_another_invocation_is_skipped_not_trained_twice(
     assert sweep.busy_pid(jobs[0]) is None
     with sweep._run_lock(jobs[0]):  # free again
         pass
+
+
+def test_eta_prices_each_run_at_its_algorithm_and_environment_pace():
+    def job(algorithm, environment, steps, seeds=2):
+        return sweep.Job(
+            label=algorithm,
+            name=algorithm,
+            algorithm=algorithm,
+            task=f"{environment}-task",
+            env_id=f"{environment}-task",
+            environment=environment,
+            seeds=tuple(range(seeds)),
+            config=None,
+            requested_steps=steps,
+            total_steps=steps,
+            run_dir=Path("unused"),
+        )
+
+    # ippo: 100 s for 2 x 1,000 steps on lbf, 600 s for 2 x 1,000 on rware; iql: 50 s on lbf.
+    spent = [(job("ippo", "lbf", 1000), 100.0), (job("ippo", "rware", 1000), 600.0)]
+    spent.append((job("iql", "lbf", 1000), 50.0))
+    estimate = sweep.estimate_seconds_left
+    assert estimate([job("ippo", "rware", 2000)], spent, 1) == pytest.approx(1200.0)
+    assert estimate([job("ippo", "lbf", 500, seeds=4)], spent, 1) == pytest.approx(100.0)
+    # No iql run on rware yet: iql's pace over its environments (50 s per 2,000 steps).
+    assert estimate([job("iql", "rware", 1000)], spent, 1) == pytest.approx(50.0)
+    # An algorithm not seen yet: every finished run's pace (750 s per 6,000 steps).
+    assert estimate([job("qmix", "mpe", 3000)], spent, 1) == pytest.approx(750.0)
+    # Two workers share the runs left; never more workers than runs.
+    left = [job("ippo", "lbf", 1000), job("iql", "lbf", 1000)]
+    assert estimate(left, spent, 2) == pytest.approx(75.0)
+    assert estimate(left[:1], spent, 2) == pytest.approx(100.0)
+    assert estimate(left, [], 2) == 0.0
 
 
 def test_summary_keeps_one_entry_per_invocation_and_totals_them(tmp_path):
