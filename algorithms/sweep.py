@@ -702,21 +702,21 @@ def print_plan(
         f"sweep {sweep.name}: {len(algorithms)} algorithm(s) x {len(tasks)} task(s) x "
         f"{sweep.seeds} seed(s) = {len(jobs)} run(s) of vmapped seeds; output {out}"
     )
-    for i, job in enumerate(jobs, 1):
+    statuses = [job_status(job) for job in jobs]  # reads each finished run's results once
+    for i, (job, status) in enumerate(zip(jobs, statuses, strict=True), 1):
         if job not in selected:
             continue
-        status = job_status(job)
         note = {"finished": "finished, skipped", "partial": "resumes", "new": "new"}[status]
         pid = busy_pid(job) if status != "finished" else None
         if pid is not None:
             note = f"being trained by another process (pid {pid})"
         print(f"  [{i}/{len(jobs)}] {_describe(job, True)} -> {job.run_dir}: {note}")
-    todo = [j for j in selected if job_status(j) != "finished"]
+    todo = [j for j, s in zip(jobs, statuses, strict=True) if j in selected and s != "finished"]
     print(
         f"{len(selected)} selected, {len(todo)} to train: "
         f"{sum(j.env_steps for j in todo):,} environment steps over all seeds"
     )
-    spent = finished_timings(jobs)
+    spent = finished_timings(jobs, statuses)
     if spent and todo:
         eta = fmt_duration(estimate_seconds_left(todo, spent, workers))
         print(
@@ -783,24 +783,22 @@ def _write_summary(
     path = out / "summary.json"
     with _file_lock(path):  # two invocations on one folder each add their own entry
         statuses = [job_status(job) for job in jobs]  # reads each finished run's results once
-        _update_summary(sweep, jobs, path, started, failed, trained, statuses)
-        write_runs_table(jobs, out, sweep.report.get("metric", "episode_return"), statuses)
+        _update_summary(sweep, jobs, statuses, path, started, failed, trained)
+        write_runs_table(jobs, statuses, out, sweep.report.get("metric", "episode_return"))
     return path
 
 
 def _update_summary(
     sweep: SweepFile,
     jobs: list[Job],
+    statuses: list[str],
     path: Path,
     started: float,
     failed: list[str],
     trained: bool = True,
-    statuses: list[str] | None = None,
 ) -> Path:
     from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_json
 
-    if statuses is None:
-        statuses = [job_status(job) for job in jobs]
     previous = _read_json(path) or {}
     wall = time.time() - started
     invocations = list(previous.get("invocations", []))
@@ -834,7 +832,7 @@ def _update_summary(
                 "run_dir": _relative(job.run_dir, path.parent),
                 "status": status,
                 "seconds": timing.get("seconds"),
-                "seconds_total": timing.get("seconds_total", timing.get("seconds")),
+                "seconds_total": _seconds_total(timing),
             }
         )
     summary = {
@@ -886,24 +884,19 @@ def _relative(run_dir: Path, out: Path) -> str:
         return str(run_dir)
 
 
-def write_runs_table(
-    jobs: list[Job], out: Path, metric: str, statuses: list[str] | None = None
-) -> Path | None:
+def write_runs_table(jobs: list[Job], statuses: list[str], out: Path, metric: str) -> Path | None:
     """`<out>/runs.md` and `<out>/runs.csv`: every finished run's absolute `metric` per seed
     (the mean over the episodes of its absolute-metric evaluation), the mean over seeds, its
     training time summed over the invocations that resumed it, and its environment steps per
     second over all seeds (runs trained side by side share the machine: alone, each is
-    faster). The CSV has one row per run and seed. `statuses` (one `job_status` per job) saves
-    reading every run's results again when the caller has them. Returns the Markdown path, or
-    None (both files removed) while no run has finished."""
+    faster). The CSV has one row per run and seed; `statuses` holds each job's `job_status`.
+    Returns the Markdown path, or None (both files removed) while no run has finished."""
     from jaxmarl_envs.algorithms.evaluation.results import (
         ABSOLUTE_METRICS,
         _atomic_write_text,
         load_results,
     )
 
-    if statuses is None:
-        statuses = [job_status(job) for job in jobs]
     rows = []
     for job, status in zip(jobs, statuses, strict=True):
         if status != "finished":
@@ -913,8 +906,7 @@ def write_runs_table(
         for seed in job.seeds:
             values = runs[f"seed_{seed}"][ABSOLUTE_METRICS].get(metric)
             scores.append(sum(values) / len(values) if values else math.nan)
-        timing = _read_json(job.run_dir / "sweep_run.json") or {}
-        seconds = timing.get("seconds_total", timing.get("seconds"))
+        seconds = _seconds_total(_read_json(job.run_dir / "sweep_run.json") or {})
         rows.append((job, scores, seconds))
     md, csv_path = out / "runs.md", out / "runs.csv"
     if not rows:
@@ -1148,14 +1140,22 @@ def _train_job(job: Job, verbose: bool) -> float:
     return seconds
 
 
-def finished_timings(jobs: list[Job]) -> list[tuple[Job, float]]:
-    """Every finished run with its training seconds summed over the invocations that resumed
-    it (its `sweep_run.json`; runs without one are left out)."""
+def _seconds_total(timing: dict[str, Any]) -> float | None:
+    """A run's training seconds summed over the invocations that resumed it, from its
+    `sweep_run.json` (written before the sum was recorded: its one invocation's seconds)."""
+    return timing.get("seconds_total", timing.get("seconds"))
+
+
+def finished_timings(jobs: list[Job], statuses: list[str]) -> list[tuple[Job, float]]:
+    """Every finished run (`statuses`: each job's `job_status`) with its training seconds
+    summed over the invocations that resumed it (runs without a `sweep_run.json` are left
+    out)."""
     spent = []
-    for job in jobs:
-        timing = _read_json(job.run_dir / "sweep_run.json") or {}
-        seconds = timing.get("seconds_total", timing.get("seconds"))
-        if seconds and job_status(job) == "finished":
+    for job, status in zip(jobs, statuses, strict=True):
+        if status != "finished":
+            continue
+        seconds = _seconds_total(_read_json(job.run_dir / "sweep_run.json") or {})
+        if seconds:
             spent.append((job, float(seconds)))
     return spent
 
@@ -1200,16 +1200,18 @@ def _train_selected(
     after every ending run. With
     `workers` > 1 up to that many runs train at once, each in a child process (see
     `_train_parallel`)."""
-    left = [j for j in selected if job_status(j) != "finished"]  # runs not ended yet
+    statuses = [job_status(job) for job in jobs]  # reads each finished run's results once
+    # runs not ended yet
+    left = [j for j, s in zip(jobs, statuses, strict=True) if j in selected and s != "finished"]
     # Seconds and environment steps of finished runs, this invocation's and earlier ones'
     # (their `sweep_run.json`), which price the runs left (see `estimate_seconds_left`).
-    spent = finished_timings(jobs)
+    spent = finished_timings(jobs, statuses)
     queue: list[tuple[str, Job]] = []
-    for i, job in enumerate(jobs, 1):
+    for i, (job, status) in enumerate(zip(jobs, statuses, strict=True), 1):
         if job not in selected:
             continue
         head = f"[{i}/{len(jobs)}] {_describe(job)}"
-        if job_status(job) == "finished":
+        if status == "finished":
             print(f"{head}: finished earlier, skipped", flush=True)
             continue
         pid = busy_pid(job)
@@ -1229,9 +1231,6 @@ def _train_selected(
             flush=True,
         )
 
-    def eta() -> float:
-        return estimate_seconds_left(left, spent, workers)
-
     def finished(head: str, job: Job, seconds: float | None, error: str | None) -> None:
         left.remove(job)
         if error is not None:
@@ -1243,7 +1242,8 @@ def _train_selected(
             spent.append((job, seconds))
         collect_results(jobs, results_path)
         record()
-        tail = f"sweep ETA {fmt_duration(eta())}" if left else "sweep done"
+        eta = estimate_seconds_left(left, spent, workers)
+        tail = f"sweep ETA {fmt_duration(eta)}" if left else "sweep done"
         print(f"{head}: done in {fmt_duration(seconds or 0.0)}; {tail}", flush=True)
 
     if workers > 1 and len(queue) > 1:

@@ -54,7 +54,9 @@ def _save(fig, paths: Sequence[str | os.PathLike]) -> list[Path]:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with plt.rc_context({"svg.hashsalt": "jaxmarl_envs"}):
-            fig.savefig(path, bbox_inches="tight", dpi=150, metadata=_REPRODUCIBLE.get(path.suffix))
+            fig.savefig(
+                path, bbox_inches="tight", dpi=150, metadata=_REPRODUCIBLE.get(path.suffix.lower())
+            )
         written.append(path)
     plt.close(fig)
     return written
