@@ -358,9 +358,15 @@ class QLearner:
     obs_dim: int
     state_dim: int
     state_bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (low, high)
+    # Replay dtypes of observations and states (`training.storage_dtypes`: uint8 for the
+    # warehouse's whole-number views and 0/1 state, exact; float32 where values are not).
+    obs_dtype: Any = np.float32
+    state_dtype: Any = np.float32
 
     def mixer_state(self, state: chex.Array) -> chex.Array:
-        """The mixer's input: `state (..., S)` scaled to [0, 1] when `state_bounds` is set."""
+        """The mixer's input: `state (..., S)` (as stored) in float32, scaled to [0, 1] when
+        `state_bounds` is set."""
+        state = state.astype(jnp.float32)
         if self.state_bounds is None:
             return state
         low, high = (jnp.asarray(b, jnp.float32) for b in self.state_bounds)
@@ -411,18 +417,18 @@ class QLearner:
         """One zero step of one environment, shaped like the buffer's items."""
         n, a, d = self.q_net.num_agents, self.num_actions, self.obs_dim
         item = {
-            "obs": jnp.zeros((n, d), jnp.float32),
+            "obs": jnp.zeros((n, d), self.obs_dtype),
             "mask": jnp.zeros((n, a), bool),
             "action": jnp.zeros((n,), jnp.int32),
             "reward": jnp.zeros((n,), jnp.float32),
             "terminated": jnp.zeros((n,), bool),
             "reset": jnp.zeros((n,), bool),
-            "next_obs": jnp.zeros((n, d), jnp.float32),
+            "next_obs": jnp.zeros((n, d), self.obs_dtype),
             "next_mask": jnp.zeros((n, a), bool),
         }
         if self.mixer is not None:
-            item["state"] = jnp.zeros((self.state_dim,), jnp.float32)
-            item["next_state"] = jnp.zeros((self.state_dim,), jnp.float32)
+            item["state"] = jnp.zeros((self.state_dim,), self.state_dtype)
+            item["next_state"] = jnp.zeros((self.state_dim,), self.state_dtype)
         return item
 
     def init(self, key: chex.PRNGKey) -> QTrainState:
@@ -477,18 +483,19 @@ class QLearner:
             # observation where an episode ended; the final one is kept in extras.
             final = next_ts.extras["final_observation"]
             item = {
-                "obs": obs.agents_view.astype(jnp.float32),
+                "obs": obs.agents_view.astype(self.obs_dtype),
                 "mask": mask,
                 "action": action,
                 "reward": next_ts.reward.astype(jnp.float32),
                 "terminated": next_ts.terminated,
                 "reset": resets,
-                "next_obs": final.agents_view.astype(jnp.float32),
+                "next_obs": final.agents_view.astype(self.obs_dtype),
                 "next_mask": final.action_mask.astype(bool),
             }
             if self.mixer is not None:
-                item["state"] = ts.extras["global_state"]
-                item["next_state"] = next_ts.extras["final_extras"]["global_state"]
+                item["state"] = ts.extras["global_state"].astype(self.state_dtype)
+                final_state = next_ts.extras["final_extras"]["global_state"]
+                item["next_state"] = final_state.astype(self.state_dtype)
             metrics = (next_ts.extras["episode_return"], next_ts.extras["episode_done"])
             return QRunner(env_state, next_ts, hidden), (item, metrics)
 
@@ -526,12 +533,10 @@ class QLearner:
     def loss(self, params: QParams, target_params: QParams, batch: dict):
         """Mean squared TD error on a time-major batch of sequences `(L, M, ...)`."""
         c = self.config
-        q, q_next_online = self.unroll(
-            params.agent, batch["obs"], batch["next_obs"], batch["reset"]
-        )
-        _, q_next_target = self.unroll(
-            target_params.agent, batch["obs"], batch["next_obs"], batch["reset"]
-        )
+        obs = batch["obs"].astype(jnp.float32)  # stored narrow where exact (obs_dtype)
+        next_obs = batch["next_obs"].astype(jnp.float32)
+        q, q_next_online = self.unroll(params.agent, obs, next_obs, batch["reset"])
+        _, q_next_target = self.unroll(target_params.agent, obs, next_obs, batch["reset"])
         chosen = jnp.take_along_axis(q, batch["action"][..., None], axis=-1)[..., 0]  # (L,M,N)
         if c.double_q:
             next_value = double_q_select(
@@ -736,6 +741,7 @@ def make_learner(
     state_bounds = None
     if use_state and config.mixer_state_norm:
         state_bounds = state_bounds_of(env.global_state_spec())
+    obs_dtype, state_dtype = training.storage_dtypes(train_env)
     n = env.num_agents
     q_net, buffer, optimizer = build_parts(config, derived, n, actions.dim)
     mixer = None
@@ -755,6 +761,8 @@ def make_learner(
         obs_dim,
         state_dim,
         state_bounds,
+        obs_dtype,
+        state_dtype,
     )
 
 

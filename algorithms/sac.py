@@ -476,10 +476,28 @@ class SACLearner:
     actor_optimizer: optax.GradientTransformation
     critic_optimizer: optax.GradientTransformation
     alpha_optimizer: optax.GradientTransformation
+    # Replay dtypes of observations and states (`training.storage_dtypes`: uint8 for the
+    # warehouse's whole-number views and 0/1 state, exact; float32 where values are not).
+    obs_dtype: Any = np.float32
+    state_dtype: Any = np.float32
 
     @property
     def num_agents(self) -> int:
         return self.env.num_agents
+
+    def as_float(self, batch: Transition) -> Transition:
+        """A sampled batch with its observations and states (stored narrow where exact) back
+        in float32."""
+
+        def f32(x):
+            return None if x is None else x.astype(jnp.float32)
+
+        return batch.replace(
+            obs=f32(batch.obs),
+            next_obs=f32(batch.next_obs),
+            state=f32(batch.state),
+            next_state=f32(batch.next_state),
+        )
 
     # -- policy -----------------------------------------------------------------------------
 
@@ -661,7 +679,7 @@ class SACLearner:
         params, opt = carry
         c = self.config
         sample_key, target_key, actor_key = jax.random.split(key, 3)
-        batch = self.buffer.sample(buffer_state, sample_key).experience
+        batch = self.as_float(self.buffer.sample(buffer_state, sample_key).experience)
 
         target = jax.lax.stop_gradient(self.td_target(params, batch, target_key))
         (_, critic_stats), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
@@ -713,13 +731,13 @@ class SACLearner:
         mask = None if continuous else jnp.zeros((n, self.actions.dim), bool)
         state = None
         if self.config.centralised_critic:
-            state = jnp.zeros(self.env.global_state_spec().shape, jnp.float32)
+            state = jnp.zeros(self.env.global_state_spec().shape, self.state_dtype)
         return Transition(
-            obs=jnp.zeros((n, d), jnp.float32),
+            obs=jnp.zeros((n, d), self.obs_dtype),
             action=action,
             reward=jnp.zeros((n,), jnp.float32),
             terminated=jnp.zeros((n,), bool),
-            next_obs=jnp.zeros((n, d), jnp.float32),
+            next_obs=jnp.zeros((n, d), self.obs_dtype),
             mask=mask,
             next_mask=mask,
             state=state,
@@ -783,16 +801,21 @@ class SACLearner:
             # The true successor: AutoReset already swapped in the next episode's first
             # observation where an episode ended; bootstrap from the final one instead.
             final = next_ts.extras["final_observation"]
+            state = next_state = None
+            if central:
+                state = ts.extras["global_state"].astype(self.state_dtype)
+                final_state = next_ts.extras["final_extras"]["global_state"]
+                next_state = final_state.astype(self.state_dtype)
             transition = Transition(
-                obs=obs.agents_view,
+                obs=obs.agents_view.astype(self.obs_dtype),
                 action=action,
                 reward=next_ts.reward,
                 terminated=next_ts.terminated,
-                next_obs=final.agents_view,
+                next_obs=final.agents_view.astype(self.obs_dtype),
                 mask=mask,
                 next_mask=None if continuous else final.action_mask,
-                state=ts.extras["global_state"] if central else None,
-                next_state=next_ts.extras["final_extras"]["global_state"] if central else None,
+                state=state,
+                next_state=next_state,
             )
             out = (transition, next_ts.extras["episode_return"], next_ts.extras["episode_done"])
             return Runner(env_state, next_ts), out
@@ -916,6 +939,7 @@ def make_learner(
         adam(config.actor_lr),
         adam(config.critic_lr),
         optax.adam(config.alpha_lr),
+        *training.storage_dtypes(train_env),
     )
 
 

@@ -241,6 +241,16 @@ def observation_dim(env: Environment) -> int:
     return int(shape[1])
 
 
+def storage_dtypes(env: Environment) -> tuple[np.dtype, np.dtype]:
+    """Replay dtypes of the per-agent view and of the global state of a (wrapped) environment:
+    a narrow integer dtype for what the environment declares `integer_valued` (exact; cast
+    back to float32 before any arithmetic), else the spec's own dtype."""
+    ints = env.integer_valued
+    view = specs.exact_storage_dtype(env.observation_spec.agents_view, "agents_view" in ints)
+    state = specs.exact_storage_dtype(env.global_state_spec(), "global_state" in ints)
+    return view, state
+
+
 def split_keys(key: chex.PRNGKey, num: int) -> chex.Array:
     """`(num, 2)` keys (a helper so call sites read clearly)."""
     return jax.random.split(key, num)

@@ -89,6 +89,15 @@ class Environment(abc.ABC, Generic[State]):
         view = self.observation_spec.agents_view
         return specs.Array((int(np.prod(view.shape)),), np.float32, "global_state")
 
+    @property
+    def integer_valued(self) -> frozenset[str]:
+        """Which of `"agents_view"` and `"global_state"` only ever hold whole numbers within
+        their spec's bounds (grid positions, levels, flags). Replay buffers store those
+        exactly in a narrow integer dtype (`specs.exact_storage_dtype`): the warehouse's
+        1,100-value global state takes a quarter of the memory. None by default; a wrapper
+        that changes the values (normalising, say) must not forward it."""
+        return frozenset()
+
     def validate_action(self, action: Any) -> np.ndarray:
         """Checks a concrete joint action outside jit; raises `ValueError` naming the problem.
 

@@ -183,6 +183,28 @@ class MultiDiscreteArray(BoundedArray):
         return spaces.MultiDiscrete(self.num_values.astype(np.int64), dtype=np.int64)
 
 
+#: Integer dtypes a replay buffer may store whole-number values in, narrowest first.
+_STORAGE_INTEGERS = (np.uint8, np.int8, np.uint16, np.int16)
+
+
+def exact_storage_dtype(spec: Array, integer_valued: bool) -> np.dtype:
+    """The narrowest dtype that holds every value `spec` allows exactly, for storage.
+
+    `integer_valued` says the values are always whole numbers (the environment's
+    `integer_valued`); then a `BoundedArray` whose bounds fit `uint8`, `int8`, `uint16` or
+    `int16` is stored in the first that fits, and cast back to the spec's dtype exactly.
+    Anything else keeps the spec's dtype.
+    """
+    if integer_valued and isinstance(spec, BoundedArray) and spec.shape:
+        low, high = np.min(spec.minimum), np.max(spec.maximum)
+        if np.isfinite(low) and np.isfinite(high):
+            for dtype in _STORAGE_INTEGERS:
+                info = np.iinfo(dtype)
+                if info.min <= low and high <= info.max:
+                    return np.dtype(dtype)
+    return spec.dtype
+
+
 class Structured(Spec):
     """A pytree of specs: `constructor(**{field: spec_value})` builds the value.
 

@@ -82,6 +82,10 @@ class Wrapper(Environment):
     def global_state_spec(self) -> specs.Array:
         return self._env.global_state_spec()
 
+    @property
+    def integer_valued(self) -> frozenset[str]:
+        return self._env.integer_valued
+
     def validate_action(self, action: Any) -> np.ndarray:
         return self._env.validate_action(action)
 

@@ -341,3 +341,21 @@ def test_xla_flags_apply(monkeypatch):
     monkeypatch.setenv("JAXMARL_KEEP_XLA_FLAGS", "1")
     _xla_flags.apply()
     assert os.environ["XLA_FLAGS"] == ""
+
+
+def test_exact_storage_dtype_picks_the_narrowest_exact_integer():
+    def bounded(low, high):
+        return specs.BoundedArray((3,), np.float32, low, high, "v")
+
+    store = specs.exact_storage_dtype
+    assert store(bounded(0.0, 1.0), True) == np.uint8
+    assert store(bounded(0.0, 255.0), True) == np.uint8
+    assert store(bounded(-1.0, 7.0), True) == np.int8
+    assert store(bounded(0.0, 256.0), True) == np.uint16
+    assert store(bounded(-1.0, 200.0), True) == np.int16
+    assert store(bounded([-1.0, 0.0, 0.0], [1.0, 1.0, 40_000.0]), True) == np.float32
+    assert store(bounded(0.0, np.inf), True) == np.float32
+    # Not declared whole, or no bounds to size it by: the spec's dtype.
+    assert store(bounded(0.0, 1.0), False) == np.float32
+    assert store(specs.Array((3,), np.float32, "v"), True) == np.float32
+    assert store(specs.BoundedArray((3,), np.int32, 0, 9, "v"), False) == np.int32

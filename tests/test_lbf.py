@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmarl_envs
-from jaxmarl_envs import AutoReset
+from jaxmarl_envs import AutoReset, specs
 from jaxmarl_envs.lbf import FixedGenerator, LevelBasedForaging, RandomGenerator, constants
 from jaxmarl_envs.types import StepType
 
@@ -91,6 +91,14 @@ def test_specs_hold_for_reset_and_steps():
             env.reward_spec.validate(np.asarray(ts.reward))
             gs = np.asarray(env.global_state(state, ts.observation))
             env.global_state_spec().validate(gs)
+            # The view is whole numbers: replay stores it in int8 (-1 marks a missing item in
+            # the vector view) or uint8 (grid layers).
+            view = np.asarray(ts.observation.agents_view)
+            spec = env.observation_spec.agents_view
+            assert env.integer_valued == {"agents_view"}
+            dtype = specs.exact_storage_dtype(spec, True)
+            assert dtype == (np.uint8 if kw else np.int8)
+            np.testing.assert_array_equal(view.astype(dtype).astype(np.float32), view)
 
 
 # ----------------------------------------------------------------------------- rules

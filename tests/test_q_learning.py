@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from continuous_toy_env import ContinuousToyEnv
-from toy_env import ToyEnv
+from toy_env import ToyEnv, WholeToyEnv
 
 from jaxmarl_envs.algorithms import q_learning as ql
 from jaxmarl_envs.algorithms import value_kernels as vk
@@ -561,3 +561,49 @@ def test_same_seed_same_result_different_seed_differs(toy_runs):
     assert all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b), strict=True))
     assert np.array_equal(ma["eval"].episode_return, mb["eval"].episode_return)
     assert not all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(c), strict=True))
+
+
+# =============================================================================================
+# Replay storage
+# =============================================================================================
+
+
+def test_replay_stores_declared_whole_numbers_narrow():
+    """uint8 for the warehouse's view and 0/1 state, int8 for LBF's view (-1 marks a missing
+    item) beside its float state (it ends with a fraction of the episode), float32 for MPE:
+    the buffer's arrays take those dtypes, and QMIX's warehouse replay a quarter the bytes."""
+    import jax.tree_util as jtu
+
+    expected = {
+        "rware-tiny-2ag": (np.uint8, np.uint8),
+        "lbf-8x8-2p-2f-coop": (np.int8, np.float32),
+        "mpe-simple_spread": (np.float32, np.float32),
+    }
+    for env_id, (obs_dtype, state_dtype) in expected.items():
+        learner = ql.make_learner(ql.make_config("qmix", **FAST, env_id=env_id))
+        assert (learner.obs_dtype, learner.state_dtype) == (obs_dtype, state_dtype), env_id
+        state = jax.eval_shape(learner.init, jax.random.PRNGKey(0))
+        stored = state.buffer.experience
+        assert stored["obs"].dtype == stored["next_obs"].dtype == obs_dtype
+        assert stored["state"].dtype == stored["next_state"].dtype == state_dtype
+        if env_id == "rware-tiny-2ag":
+            # The state's bounds are [0, 1]: scaling it for the mixer changes nothing.
+            flags = jnp.asarray(np.random.default_rng(0).integers(0, 2, (3, learner.state_dim)))
+            np.testing.assert_array_equal(learner.mixer_state(flags.astype(np.uint8)), flags)
+            floats = sum(4 * np.prod(x.shape) for x in jtu.tree_leaves(stored))
+            narrow = sum(x.dtype.itemsize * np.prod(x.shape) for x in jtu.tree_leaves(stored))
+            assert narrow < 0.3 * floats
+
+
+def test_narrow_replay_trains_exactly_as_float32_replay(toy_runs):
+    """Storage is exact: QMIX on the toy task with its view and state stored in uint8 ends
+    with the same parameters and metrics, bit for bit, as with float32 storage. (The plain
+    toy's state is unbounded, so the mixer sees it unscaled: the same here.)"""
+    _, (float_state, float_metrics) = toy_runs("qmix")
+    cfg = ql.make_config("qmix", **FAST, mixer_state_norm=False)
+    train = ql.make_train(cfg, env=WholeToyEnv(time_limit=5))
+    assert (train.learner.obs_dtype, train.learner.state_dtype) == (np.uint8, np.uint8)
+    state, metrics = train(jax.random.PRNGKey(0))
+    assert state.buffer.experience["obs"].dtype == np.uint8
+    for a, b in zip(_leaves((float_state.params, float_metrics)), _leaves((state.params, metrics))):
+        np.testing.assert_array_equal(a, b)

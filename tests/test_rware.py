@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxmarl_envs
+from jaxmarl_envs import specs
 from jaxmarl_envs.rware import (
     FixedGenerator,
     RobotWarehouse,
@@ -294,6 +295,26 @@ def test_properties_hold_along_random_rollouts(seed, actions, reward_type):
     assert not np.any(np.asarray(ts.terminated))
 
 
+@settings(max_examples=5, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    actions=st.lists(st.lists(st.integers(0, 4), min_size=6, max_size=6), min_size=40, max_size=40),
+)
+def test_global_state_is_flags_stored_exactly_in_uint8(seed, actions):
+    env, rollout = _rollout_fn("rware-tiny-6ag", 40)
+    states, _ = rollout(jax.random.PRNGKey(seed), jnp.asarray(actions, jnp.int32))
+    if "global_state" not in _ROLLOUTS:
+        _ROLLOUTS["global_state"] = jax.jit(jax.vmap(env.global_state))
+    gs = np.asarray(_ROLLOUTS["global_state"](states))
+    spec = env.global_state_spec()
+    assert gs.shape == (40, *spec.shape)
+    assert set(np.unique(gs).tolist()) <= {0.0, 1.0}
+    assert "global_state" in env.integer_valued
+    assert specs.exact_storage_dtype(spec, True) == np.uint8
+    # One channel per cell is the agent flag: exactly num_agents set at every step.
+    assert np.all(gs.reshape(40, -1, 10)[:, :, 0].sum(-1) == env.num_agents)
+
+
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), warmup=st.lists(st.integers(0, 4), min_size=30, max_size=30))
 def test_masked_actions_are_noops(seed, warmup):
@@ -525,6 +546,12 @@ def test_observations_stay_within_spec_bounds(kwargs):
     )
     views = np.asarray(tss.observation.agents_view)
     assert np.all(views >= spec.minimum) and np.all(views <= spec.maximum)
+    # Declared whole numbers are (replay buffers store them in uint8); normalised ones not.
+    whole = "agents_view" in env.integer_valued
+    assert whole != bool(kwargs.get("normalised_coordinates"))
+    if whole:
+        assert specs.exact_storage_dtype(spec, True) == np.uint8
+        np.testing.assert_array_equal(views.astype(np.uint8).astype(np.float32), views)
     # The bounds are tight where they can be: coordinates reach beyond 1 unless normalised.
     if "observation_type" not in kwargs:
         assert (views[..., :2].max() > 1.0) != bool(kwargs.get("normalised_coordinates"))

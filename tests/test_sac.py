@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from continuous_toy_env import ContinuousToyEnv
-from toy_env import ToyEnv
+from toy_env import ToyEnv, WholeToyEnv
 
 from jaxmarl_envs.algorithms import sac, training
 
@@ -396,6 +396,36 @@ def test_rollout_stores_true_successor_on_truncation():
     assert np.all(next_count[~ended] == step_count[~ended] + 1)
     # Uniform exploration never takes agent 1's masked action.
     assert not np.any(np.asarray(traj.action[..., 1]) == 1)
+
+
+def test_masac_replay_stores_whole_numbers_narrow_and_learns_from_them_as_floats():
+    """MASAC stores what the environment declares whole numbers in a narrow dtype (uint8 for
+    the warehouse's view and 0/1 global state: 4x less replay memory); a rollout stores
+    exactly the environment's values, and the sampled batch is float32 again before any
+    network sees it."""
+    cfg = sac.make_config("masac", **{**FAST, "env_id": "rware-tiny-2ag", "buffer_size": 64})
+    rware = sac.make_learner(cfg)
+    assert (rware.obs_dtype, rware.state_dtype) == (np.uint8, np.uint8)
+    item = rware.example_transition()
+    assert item.obs.dtype == item.next_obs.dtype == item.state.dtype == np.uint8
+    mpe = sac.make_learner(sac.make_config("isac", **{**FAST, "env_id": "mpe-simple_spread"}))
+    assert (mpe.obs_dtype, mpe.example_transition().state) == (np.float32, None)
+
+    cfg = dataclasses.replace(cfg, env_id="toy", buffer_size=FAST["buffer_size"])
+    learner = sac.make_learner(cfg, env=WholeToyEnv(time_limit=3))
+    plain = sac.make_learner(cfg, env=ToyEnv(time_limit=3))
+    state = learner.init(jax.random.PRNGKey(0))
+    args = (state.params.actor, state.runner, jax.random.PRNGKey(1), jnp.asarray(True))
+    _, (traj, _, _) = jax.jit(learner.rollout)(*args)
+    _, (float_traj, _, _) = jax.jit(plain.rollout)(*args)
+    assert traj.obs.dtype == traj.state.dtype == traj.next_state.dtype == np.uint8
+    assert float_traj.state.dtype == np.float32
+    as_float = learner.as_float(traj)
+    for name in ("obs", "next_obs", "state", "next_state"):
+        assert getattr(as_float, name).dtype == np.float32
+        np.testing.assert_array_equal(getattr(as_float, name), getattr(float_traj, name))
+    assert as_float.action.dtype == traj.action.dtype  # actions and masks untouched
+    np.testing.assert_array_equal(as_float.action, float_traj.action)
 
 
 # =============================================================================================

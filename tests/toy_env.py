@@ -82,3 +82,16 @@ class ToyEnv(Environment):
         frame = np.zeros((16, 16, 3), np.uint8)
         frame[:, :, int(state.target)] = 255
         return frame
+
+
+class WholeToyEnv(ToyEnv):
+    """ToyEnv declaring what is true of it: its view (a one-hot target and the step count)
+    and its global state (the two views) hold whole numbers within bounds, so replay buffers
+    store them in uint8."""
+
+    @property
+    def integer_valued(self) -> frozenset[str]:
+        return frozenset({"agents_view", "global_state"})
+
+    def global_state_spec(self) -> specs.BoundedArray:
+        return specs.BoundedArray((8,), np.float32, 0.0, float(self.time_limit), "global_state")

@@ -452,6 +452,11 @@ class LevelBasedForaging(Environment):
         frac = (state.step_count / self._time_limit).astype(jnp.float32)[None]
         return jnp.concatenate([food.reshape(-1), agents.reshape(-1).astype(jnp.float32), frac])
 
+    @property
+    def integer_valued(self) -> frozenset[str]:
+        # Positions, levels and flags; the global state ends with a fraction of the episode.
+        return frozenset({"agents_view"})
+
     def global_state_spec(self) -> specs.BoundedArray:
         f, n = self.num_food, self._num_agents
         lo = np.asarray([-1, -1, 0] * f + [0, 0, 1] * n + [0], np.float32)

@@ -579,8 +579,16 @@ class RobotWarehouse(Environment[State]):
         )
         return feats.reshape(-1).astype(jnp.float32)
 
-    def global_state_spec(self) -> specs.Array:
-        return specs.Array((self.layout.num_cells * 10,), np.float32, "global_state")
+    def global_state_spec(self) -> specs.BoundedArray:
+        shape = (self.layout.num_cells * 10,)
+        return specs.BoundedArray(shape, np.float32, 0.0, 1.0, "global_state")
+
+    @property
+    def integer_valued(self) -> frozenset[str]:
+        # The global state is 0/1 flags; the view is cells and flags unless normalised.
+        if self.normalised_coordinates:
+            return frozenset({"global_state"})
+        return frozenset({"agents_view", "global_state"})
 
     # ------------------------------------------------------------------ rendering
     def render(self, state: State) -> np.ndarray:
