@@ -88,6 +88,39 @@ def test_item_buffer_keeps_the_last_items(max_length, sizes):
     assert drawn == set(range(max(0, total - max_length), total))
 
 
+def test_item_buffer_add_with_vmapped_seeds_writes_in_place():
+    """Seeds vmapped (as the trainers do), a scan of adds and samples must not copy the
+    store: XLA's CPU layouts once copied every leaf on every add (through a flattened view
+    with a size-1 axis), which made SAC's update cost grow with the replay size. Checked on
+    the compiled program: no copy of a store-sized array inside the loop."""
+    import re
+
+    max_length, seeds = 1237, 2
+    buf = make_item_buffer(max_length, 1, 64)
+    example = {"obs": jnp.zeros((3, 5), jnp.uint8), "reward": jnp.zeros((3,), jnp.float32)}
+
+    def run(state, key):
+        def body(state, k):
+            items = {"obs": jnp.ones((16, 3, 5), jnp.uint8), "reward": jnp.ones((16, 3))}
+            state = buf.add(state, items)
+            return state, buf.sample(state, k).experience["reward"].sum()
+
+        return jax.lax.scan(body, state, jax.random.split(key, 4))
+
+    states = jax.vmap(lambda _: buf.init(example))(jnp.arange(seeds))
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    compiled = jax.jit(jax.vmap(run)).lower(states, keys).compile()
+    text, computation, copies = compiled.as_text(), "", []
+    for line in text.splitlines():
+        if line and not line.startswith(" ") and "{" in line:
+            computation = line
+        if "ENTRY" not in computation and re.search(rf"\[[^\]]*{max_length}[^\]]*\]\S* copy\(", line):
+            copies.append(line.strip()[:120])
+    assert not copies, copies
+    states, sums = compiled(states, keys)
+    assert int(states.total_added[0]) == 64 and np.all(np.asarray(sums) == 64.0 * 3)
+
+
 def test_queue_is_fifo_and_counts_drops():
     q = make_trajectory_queue(add_batch_size=2, max_length_time=6, sample_sequence_length=3)
     ex = {"t": jnp.zeros((), jnp.int32)}

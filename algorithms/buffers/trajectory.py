@@ -178,6 +178,13 @@ def write(state: TrajectoryBufferState, batch: Experience, t: int) -> Trajectory
         def put(s, b):
             # Scatter whole steps into a (rows * time, features) view; the slots are
             # distinct and in range by construction.
+            if rows == 1:
+                # One row (the item buffers): scatter along time in place. Through the
+                # flattened view, XLA's CPU layouts copied the whole store every add once
+                # seeds were vmapped (a size-1 axis in the reshape).
+                return s.at[0, idx].set(
+                    b[0].astype(s.dtype), unique_indices=True, mode="promise_in_bounds"
+                )
             features = math.prod(s.shape[2:])
             view = s.reshape(rows * max_time, features)
             steps = b.astype(s.dtype).reshape(rows * t, features)
