@@ -110,11 +110,12 @@ def test_item_buffer_add_with_vmapped_seeds_writes_in_place():
     states = jax.vmap(lambda _: buf.init(example))(jnp.arange(seeds))
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     compiled = jax.jit(jax.vmap(run)).lower(states, keys).compile()
+    store_copy = re.compile(rf"\[[^\]]*{max_length}[^\]]*\]\S* copy\(")
     text, computation, copies = compiled.as_text(), "", []
     for line in text.splitlines():
         if line and not line.startswith(" ") and "{" in line:
             computation = line
-        if "ENTRY" not in computation and re.search(rf"\[[^\]]*{max_length}[^\]]*\]\S* copy\(", line):
+        if "ENTRY" not in computation and store_copy.search(line):
             copies.append(line.strip()[:120])
     assert not copies, copies
     states, sums = compiled(states, keys)

@@ -605,5 +605,6 @@ def test_narrow_replay_trains_exactly_as_float32_replay(toy_runs):
     assert (train.learner.obs_dtype, train.learner.state_dtype) == (np.uint8, np.uint8)
     state, metrics = train(jax.random.PRNGKey(0))
     assert state.buffer.experience["obs"].dtype == np.uint8
-    for a, b in zip(_leaves((float_state.params, float_metrics)), _leaves((state.params, metrics))):
+    expected = _leaves((float_state.params, float_metrics))
+    for a, b in zip(expected, _leaves((state.params, metrics)), strict=True):
         np.testing.assert_array_equal(a, b)
