@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,8 +95,6 @@ def test_item_buffer_add_with_vmapped_seeds_writes_in_place():
     store: XLA's CPU layouts once copied every leaf on every add (through a flattened view
     with a size-1 axis), which made SAC's update cost grow with the replay size. Checked on
     the compiled program: no copy of a store-sized array inside the loop."""
-    import re
-
     max_length, seeds = 1237, 2
     buf = make_item_buffer(max_length, 1, 64)
     example = {"obs": jnp.zeros((3, 5), jnp.uint8), "reward": jnp.zeros((3,), jnp.float32)}

@@ -173,23 +173,27 @@ def write(state: TrajectoryBufferState, batch: Experience, t: int) -> Trajectory
     else:
         rows = jax.tree_util.tree_leaves(state.experience)[0].shape[0]
         idx = (state.current_index + jnp.arange(t, dtype=jnp.int32)) % max_time
-        flat_idx = (jnp.arange(rows, dtype=jnp.int32)[:, None] * max_time + idx).reshape(-1)
+        # The slots written are distinct and in range by construction.
+        if rows == 1:
 
-        def put(s, b):
-            # Scatter whole steps into a (rows * time, features) view; the slots are
-            # distinct and in range by construction.
-            if rows == 1:
+            def put(s, b):
                 # One row (the item buffers): scatter along time in place. Through the
-                # flattened view, XLA's CPU layouts copied the whole store every add once
-                # seeds were vmapped (a size-1 axis in the reshape).
+                # flattened view below, XLA's CPU layouts copied the whole store every add
+                # once seeds were vmapped (a size-1 axis in the reshape).
                 return s.at[0, idx].set(
                     b[0].astype(s.dtype), unique_indices=True, mode="promise_in_bounds"
                 )
-            features = math.prod(s.shape[2:])
-            view = s.reshape(rows * max_time, features)
-            steps = b.astype(s.dtype).reshape(rows * t, features)
-            view = view.at[flat_idx].set(steps, unique_indices=True, mode="promise_in_bounds")
-            return view.reshape(s.shape)
+
+        else:
+            flat_idx = (jnp.arange(rows, dtype=jnp.int32)[:, None] * max_time + idx).reshape(-1)
+
+            def put(s, b):
+                # Scatter whole steps into a (rows * time, features) view.
+                features = math.prod(s.shape[2:])
+                view = s.reshape(rows * max_time, features)
+                steps = b.astype(s.dtype).reshape(rows * t, features)
+                view = view.at[flat_idx].set(steps, unique_indices=True, mode="promise_in_bounds")
+                return view.reshape(s.shape)
 
         experience = jax.tree_util.tree_map(put, state.experience, batch)
     total = state.total_added + t
