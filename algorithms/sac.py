@@ -16,7 +16,7 @@ import optax
 from flax import struct
 
 import jaxmarl_envs
-from jaxmarl_envs.algorithms import training
+from jaxmarl_envs.algorithms import ppo, training
 from jaxmarl_envs.algorithms.buffers import make_item_buffer
 from jaxmarl_envs.algorithms.buffers.item import ItemBuffer
 from jaxmarl_envs.algorithms.config import field
@@ -51,11 +51,16 @@ class SACConfig(training.RunConfig):
     algorithm: str = field("isac", "name recorded in results (isac, masac)")
     centralised_critic: bool = field(
         False,
-        "critics see extras['global_state'] + agent id + the joint action: MASAC; "
-        "else own view + own action: ISAC",
+        "critics also see the other agents' actions (the joint action): MASAC; else only "
+        "the agent's own action: ISAC",
     )
-    critic_own_view: bool = field(
-        False, "MASAC: the centralised critics also see the agent's own view (agent-specific state)"
+    critic_input: str = field(
+        "local",
+        "what the critics read besides the actions (PPO's option, see `ppo.critic_features`): "
+        "'local' own view; 'global' the environment's global state + agent id; "
+        "'agent_specific' own view + agent id + every agent's view; 'agent_specific_global' "
+        "own view + agent id + global state",
+        choices=ppo.CRITIC_INPUTS,
     )
     share_params: bool = field(True, "one parameter set for all agents (else one per agent)")
     hidden_sizes: tuple[int, ...] = field((64, 64), "dense layer sizes, comma separated")
@@ -97,6 +102,24 @@ class SACConfig(training.RunConfig):
     )
     eval_greedy: bool = field(True, "evaluate with the mode (argmax / tanh of the mean)")
 
+    @staticmethod
+    def upgrade_dict(data: dict[str, Any]) -> dict[str, Any]:
+        """Reads configs saved before `critic_input` existed: a centralised critic read the
+        global state + agent id ('global'), or with `critic_own_view` the own view too
+        ('agent_specific_global'); an independent one its own view ('local')."""
+        own_view = data.pop("critic_own_view", False)
+        if "critic_input" not in data and "centralised_critic" in data:
+            if data["centralised_critic"]:
+                data["critic_input"] = "agent_specific_global" if own_view else "global"
+            else:
+                data["critic_input"] = "local"
+        return data
+
+    @property
+    def needs_global_state(self) -> bool:
+        """Whether the critics read `extras['global_state']` (stored in the replay buffer)."""
+        return self.critic_input in ("global", "agent_specific_global")
+
 
 @dataclasses.dataclass(frozen=True)
 class ISACConfig(SACConfig):
@@ -105,11 +128,20 @@ class ISACConfig(SACConfig):
 
 @dataclasses.dataclass(frozen=True)
 class MASACConfig(SACConfig):
-    """Multi-agent SAC: centralised critics on the global state and the joint action."""
+    """Multi-agent SAC: critics conditioned on the joint action (every other agent's action).
+
+    By default the critics read the agent's own view, like ISAC's: on the warehouse, critics
+    that also read the global state (`critic_input='global'`, 1,100 values that do not say
+    which agent is which) or every agent's view ('agent_specific') learned nothing, or on one
+    or two seeds of five, in 500k steps, where the own view learns on four or five
+    (benchmarks/RESULTS.md, "MASAC's critic input"). The other inputs stay one flag away.
+    """
 
     algorithm: str = field("masac", "name recorded in results")
     centralised_critic: bool = field(
-        True, "critics see extras['global_state'] + agent id + the joint action"
+        True,
+        "critics also see the other agents' actions (the joint action): MASAC; else only "
+        "the agent's own action: ISAC",
     )
 
 
@@ -417,8 +449,8 @@ class Transition:
     next_obs: chex.Array  # (N, D) the true successor (final observation at episode ends)
     mask: chex.Array | None = None  # (N, A) bool, discrete only
     next_mask: chex.Array | None = None  # (N, A) bool, discrete only
-    state: chex.Array | None = None  # (S,) global state, MASAC only
-    next_state: chex.Array | None = None  # (S,) successor global state, MASAC only
+    state: chex.Array | None = None  # (S,) global state, when the critic input reads it
+    next_state: chex.Array | None = None  # (S,) the successor's, likewise
 
 
 @struct.dataclass
@@ -572,16 +604,10 @@ class SACLearner:
     # -- critics ----------------------------------------------------------------------------
 
     def critic_features(self, obs: chex.Array, global_state: chex.Array | None) -> chex.Array:
-        """`(M, N, F)` critic inputs before actions: own views (ISAC) or global state + agent
-        id (MASAC)."""
-        if not self.config.centralised_critic:
-            return obs
-        m, n = obs.shape[:2]
-        gs = jnp.broadcast_to(global_state[:, None, :], (m, n, global_state.shape[-1]))
-        ids = jnp.broadcast_to(jnp.eye(n, dtype=gs.dtype), (m, n, n))
-        if self.config.critic_own_view:
-            return jnp.concatenate([gs, ids, obs], axis=-1)
-        return jnp.concatenate([gs, ids], axis=-1)
+        """`(M, N, F)` critic inputs before actions, as `config.critic_input` says (see
+        `ppo.critic_features`); `global_state` is `None` unless the input needs it."""
+        c = self.config
+        return ppo.critic_features(c.critic_input, obs, global_state, c.add_agent_id)
 
     def q_values(
         self, critic_params: Any, features: chex.Array, actions: chex.Array, own: chex.Array
@@ -730,7 +756,7 @@ class SACLearner:
         )
         mask = None if continuous else jnp.zeros((n, self.actions.dim), bool)
         state = None
-        if self.config.centralised_critic:
+        if self.config.needs_global_state:
             state = jnp.zeros(self.env.global_state_spec().shape, self.state_dtype)
         return Transition(
             obs=jnp.zeros((n, d), self.obs_dtype),
@@ -785,7 +811,7 @@ class SACLearner:
         """
         env_step = jax.vmap(self.train_env.step)
         continuous = self.actions.continuous
-        central = self.config.centralised_critic
+        central = self.config.needs_global_state
 
         def step(runner: Runner, step_key):
             ts = runner.timestep
@@ -899,15 +925,24 @@ def make_learner(
         raise ValueError(
             "SAC squashes continuous actions into bounds: the action spec must be bounded"
         )
-    train_env = training.wrap_for_training(env, config.add_agent_id, config.centralised_critic)
+    train_env = training.wrap_for_training(env, config.add_agent_id, config.needs_global_state)
     eval_env = training.wrap_for_evaluation(env, config.add_agent_id)
     obs_dim = training.observation_dim(eval_env)
     n = env.num_agents
-    if config.centralised_critic:
-        state_dim = int(np.prod(env.global_state_spec().shape))
-        critic_dim = state_dim + n + n * actions.dim + (obs_dim if config.critic_own_view else 0)
+    if config.critic_input == "local":
+        critic_dim = obs_dim
     else:
-        critic_dim = obs_dim + (actions.dim if actions.continuous else 0)
+        state_dim = 0
+        if config.needs_global_state:
+            state_dim = int(np.prod(env.global_state_spec().shape))
+        view_dim = training.observation_dim(env)
+        critic_dim = ppo.critic_dim(config.critic_input, view_dim, state_dim, n)
+    # The joint action (MASAC: the others' one-hot actions, or every agent's continuous
+    # action with the own one in its slot), or the own continuous action (ISAC).
+    if config.centralised_critic:
+        critic_dim += n * actions.dim
+    elif actions.continuous:
+        critic_dim += actions.dim
     if actions.continuous:
         actor_module = GaussianPolicy(config.hidden_sizes, actions.dim, config.activation)
     else:

@@ -345,17 +345,70 @@ def test_masac_discrete_critic_sees_others_actions_not_its_own(masac_discrete):
     assert not np.allclose(q[:, :, 1], q2[:, :, 1])  # agent 1 conditions on agent 0's action
 
 
-def test_masac_critic_own_view_option():
-    cfg = sac.make_config("masac", **FAST, total_steps=5 * 32 * 40, critic_own_view=True)
+@pytest.mark.parametrize(
+    "critic_input, size",
+    [
+        # ToyEnv: views of 4 values (+ 2 id entries), a global state of 8, 2 agents, 3 actions;
+        # every MASAC critic also reads the other agents' one-hot actions (2 * 3).
+        ("local", 4 + 2),
+        ("global", 8 + 2),
+        ("agent_specific", 4 + 2 + 2 * 4),
+        ("agent_specific_global", 4 + 2 + 8),
+    ],
+)
+def test_masac_critic_input_option(critic_input, size):
+    cfg = sac.make_config("masac", **FAST, total_steps=5 * 32 * 40, critic_input=critic_input)
     learner = sac.make_learner(cfg, env=ToyEnv(time_limit=5))
-    # Global state (8) + agent id (2) + others' one-hot actions (6) + own view with id (6).
-    assert learner.critic_dim == 8 + 2 + 6 + 6
+    assert learner.critic_dim == size + 2 * 3
+    # Only the inputs that read the global state store it in the replay buffer.
+    needs_state = critic_input in ("global", "agent_specific_global")
+    assert (learner.example_transition().state is not None) == needs_state
     batch = _batch(learner, jax.random.PRNGKey(0))
     features = np.asarray(learner.critic_features(batch.obs, batch.state))
-    assert np.array_equal(features[..., -6:], np.asarray(batch.obs))
+    assert features.shape == (16, 2, size)
+    obs = np.asarray(batch.obs)
+    if critic_input == "local":
+        np.testing.assert_array_equal(features, obs)  # the view as the actor sees it
+    if critic_input in ("agent_specific", "agent_specific_global"):  # own view, then its id
+        np.testing.assert_array_equal(features[..., :4], obs[..., :4])
+        np.testing.assert_array_equal(features[..., 4:6], np.broadcast_to(np.eye(2), (16, 2, 2)))
+    if critic_input == "agent_specific":  # then both agents' views without ids
+        np.testing.assert_array_equal(features[:, 0, 6:], obs[:, :, :4].reshape(16, 8))
+        np.testing.assert_array_equal(features[:, 1, 6:], features[:, 0, 6:])
+    if critic_input == "global":  # the state, then the id
+        np.testing.assert_array_equal(features[:, 1, :8], np.asarray(batch.state))
+        np.testing.assert_array_equal(features[:, 1, 8:], np.broadcast_to([0.0, 1.0], (16, 2)))
+    if critic_input == "agent_specific_global":  # own view and id, then the state
+        np.testing.assert_array_equal(features[:, 1, -8:], np.asarray(batch.state))
     state = learner.init(jax.random.PRNGKey(1))
     q = learner.q_values(state.params.critic, jnp.asarray(features), batch.action, None)
     assert q.shape == (2, 16, 2, 3)
+
+
+def test_isac_critic_can_read_the_global_state_too():
+    """ISAC with `critic_input='global'`: the state and id, plus only its own action (none
+    for discrete actions: the critic outputs one value per own action)."""
+    cfg = sac.make_config("isac", **FAST, total_steps=5 * 32 * 40, critic_input="global")
+    learner = sac.make_learner(cfg, env=ToyEnv(time_limit=5))
+    assert learner.critic_dim == 8 + 2
+    continuous = sac.make_learner(cfg, env=ContinuousToyEnv(time_limit=5))
+    assert continuous.critic_dim == continuous.env.global_state_spec().shape[0] + 2 + 2
+
+
+def test_sac_config_saved_before_critic_input_reads_as_what_it_ran():
+    """A config.json written before `critic_input` existed: MASAC read the global state
+    (+ the own view with `critic_own_view`), ISAC its own view."""
+    from jaxmarl_envs.algorithms.config import from_dict, to_dict
+
+    old = to_dict(sac.make_config("masac"))
+    del old["critic_input"]
+    cfg = from_dict(sac.MASACConfig, {**old, "critic_own_view": False})
+    assert cfg.critic_input == "global" and cfg.centralised_critic
+    cfg = from_dict(sac.MASACConfig, {**old, "critic_own_view": True})
+    assert cfg.critic_input == "agent_specific_global"
+    old_isac = {**old, "algorithm": "isac", "centralised_critic": False, "critic_own_view": False}
+    cfg = from_dict(sac.ISACConfig, old_isac)
+    assert cfg.critic_input == "local" and not cfg.centralised_critic
 
 
 def test_masac_continuous_joint_action_puts_own_action_in_its_slot():
@@ -371,7 +424,8 @@ def test_masac_continuous_joint_action_puts_own_action_in_its_slot():
     ref0 = np.asarray(learner.q_values(state.params.critic, features, joint0, joint0))
     joint1 = batch.action.at[:, 1].set(0.25)
     ref1 = np.asarray(learner.q_values(state.params.critic, features, joint1, joint1))
-    assert learner.critic_dim == 4 + 2 + 2 * 2
+    # Own view (2) + agent id (2) + the joint action (2 agents x 2 dimensions).
+    assert learner.critic_dim == 2 + 2 + 2 * 2
     assert np.allclose(q[:, :, 0], ref0[:, :, 0], atol=1e-6)
     assert np.allclose(q[:, :, 1], ref1[:, :, 1], atol=1e-6)
 
@@ -403,7 +457,8 @@ def test_masac_replay_stores_whole_numbers_narrow_and_learns_from_them_as_floats
     the warehouse's view and 0/1 global state: 4x less replay memory); a rollout stores
     exactly the environment's values, and the sampled batch is float32 again before any
     network sees it."""
-    cfg = sac.make_config("masac", **{**FAST, "env_id": "rware-tiny-2ag", "buffer_size": 64})
+    rware_cfg = {**FAST, "env_id": "rware-tiny-2ag", "buffer_size": 64, "critic_input": "global"}
+    cfg = sac.make_config("masac", **rware_cfg)
     rware = sac.make_learner(cfg)
     assert (rware.obs_dtype, rware.state_dtype) == (np.uint8, np.uint8)
     item = rware.example_transition()
@@ -446,6 +501,7 @@ def test_configs_and_names():
     assert sac.make_config("isac").algorithm == "isac"
     masac = sac.make_config("masac")
     assert isinstance(masac, sac.MASACConfig) and masac.centralised_critic
+    assert masac.critic_input == "local" and not masac.needs_global_state
     assert not sac.make_config("isac").centralised_critic
     assert sac.make_config("isac", batch_size=7).batch_size == 7
     with pytest.raises(ValueError, match="unknown SAC algorithm"):
@@ -563,8 +619,8 @@ def test_discrete_masac_per_agent_params_learns_toy_task():
     cfg = sac.make_config("masac", share_params=False, **FAST, total_steps=5 * 32 * 40)
     train = sac.make_train(cfg, env=ToyEnv(time_limit=5))
     state, metrics = train(jax.random.PRNGKey(0))
-    # Global state (8) + agent id (2) + the other agents' one-hot actions (2 * 3).
-    assert train.learner.critic_dim == 8 + 2 + 6
+    # Own view (4) + agent id (2) + the other agents' one-hot actions (2 * 3).
+    assert train.learner.critic_dim == 4 + 2 + 6
     assert all(x.shape[0] == 2 for x in jax.tree_util.tree_leaves(state.params.actor))
     returns = np.asarray(metrics["eval"].episode_return).mean(-1)
     baseline = _random_return(train.learner, jax.random.PRNGKey(5))
