@@ -356,6 +356,16 @@ def temperature_loss(
     return jnp.mean(log_alpha * gap)
 
 
+def joint_action_order(num_agents: int, egocentric: bool) -> np.ndarray:
+    """`(N, N)` int32: row `i` lists the agents in the order agent `i`'s critic reads their
+    actions: `[i, the others in index order]` when `egocentric`, else `[0, ..., N - 1]`."""
+    if egocentric:
+        rows = [[i] + [j for j in range(num_agents) if j != i] for i in range(num_agents)]
+    else:
+        rows = [list(range(num_agents))] * num_agents
+    return np.asarray(rows, np.int32)
+
+
 def soft_update(target: Any, online: Any, tau: float) -> Any:
     """Polyak averaging `target <- tau * online + (1 - tau) * target`, leaf by leaf."""
     return jax.tree_util.tree_map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
@@ -626,17 +636,25 @@ class SACLearner:
             `(2, M, N, A)` Q for every own action (discrete) or `(2, M, N)` (continuous).
         """
         n = self.num_agents
+        # Agent i reads the joint action in the order its input lists the agents: its own view
+        # ('local') lists itself, then the others in index order (MPE's relative positions,
+        # LBF's agent triples), so its own slot comes first; the other inputs list agents
+        # in index order, and so does the joint action.
+        order = joint_action_order(n, self.config.critic_input == "local")  # (N, N)
         if self.actions.continuous:
             if self.config.centralised_critic:
                 eye = jnp.eye(n, dtype=bool)[None, :, :, None]  # (1, N_self, N_other, 1)
                 joint = jnp.where(eye, own[:, :, None, :], actions[:, None, :, :])
+                joint = jnp.take_along_axis(joint, jnp.asarray(order)[None, :, :, None], axis=2)
                 extra = joint.reshape(*own.shape[:2], -1)
             else:
                 extra = own
             x = jnp.concatenate([features, extra], axis=-1)
         elif self.config.centralised_critic:
             onehot = jax.nn.one_hot(actions, self.actions.dim)  # (M, N, A)
-            others = (1.0 - jnp.eye(n))[None, :, :, None] * onehot[:, None, :, :]
+            # (M, N_self, N, A) in each agent's order, its own slot zeroed: the critic's
+            # output covers every own action.
+            others = onehot[:, jnp.asarray(order)] * (order != np.arange(n)[:, None])[..., None]
             x = jnp.concatenate([features, others.reshape(*features.shape[:2], -1)], axis=-1)
         else:
             x = features

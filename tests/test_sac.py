@@ -385,6 +385,46 @@ def test_masac_critic_input_option(critic_input, size):
     assert q.shape == (2, 16, 2, 3)
 
 
+def test_joint_action_order():
+    np.testing.assert_array_equal(
+        sac.joint_action_order(3, True), [[0, 1, 2], [1, 0, 2], [2, 0, 1]]
+    )
+    np.testing.assert_array_equal(sac.joint_action_order(3, False), [[0, 1, 2]] * 3)
+
+
+@pytest.mark.parametrize("critic_input", ["local", "global"])
+def test_masac_critic_reads_the_joint_action_in_its_inputs_order(critic_input):
+    """With its own view ('local', which lists itself first, then the others in index order)
+    agent i reads `[own, the others in index order]`; with the global state (agents in index
+    order) the joint action in index order. Discrete: the own slot is zero; continuous: it
+    holds the own action."""
+    cfg = sac.make_config("masac", **FAST, total_steps=5 * 32 * 40, critic_input=critic_input)
+    ego = critic_input == "local"
+    for env in (ToyEnv(time_limit=5), ContinuousToyEnv(time_limit=5)):
+        learner = sac.make_learner(cfg, env=env)
+        state = learner.init(jax.random.PRNGKey(0))
+        batch = _batch(learner, jax.random.PRNGKey(1))
+        features = learner.critic_features(batch.obs, batch.state)
+        continuous = learner.actions.continuous
+        own = jnp.full_like(batch.action, 0.5) if continuous else None
+        q = learner.q_values(state.params.critic, features, batch.action, own)
+        dim = learner.actions.dim
+        acts = batch.action if continuous else jax.nn.one_hot(batch.action, dim)
+        rows = []
+        for i in range(2):
+            slots = [acts[:, j] for j in range(2)]
+            slots[i] = own[:, i] if continuous else jnp.zeros_like(slots[i])
+            if ego and i == 1:
+                slots = [slots[1], slots[0]]
+            rows.append(jnp.concatenate(slots, axis=-1))
+        x = jnp.concatenate([features, jnp.stack(rows, axis=1)], axis=-1)
+        expected = jax.vmap(lambda p, x=x, lr=learner: sac._apply(lr.critic, p, x))(
+            state.params.critic
+        )
+        expected = expected[..., 0] if continuous else expected
+        np.testing.assert_allclose(np.asarray(q), np.asarray(expected), atol=1e-6)
+
+
 def test_isac_critic_can_read_the_global_state_too():
     """ISAC with `critic_input='global'`: the state and id, plus only its own action (none
     for discrete actions: the critic outputs one value per own action)."""
