@@ -29,6 +29,13 @@ from jaxmarl_envs.env import Environment
 # =============================================================================================
 
 
+#: Help of `centralised_critic` (declared again in `MASACConfig` with its other default).
+JOINT_ACTION_HELP = (
+    "critics also see the other agents' actions (the joint action): MASAC; else only "
+    "the agent's own action: ISAC"
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class SACConfig(training.RunConfig):
     """SAC hyper-parameters and run settings.
@@ -49,11 +56,7 @@ class SACConfig(training.RunConfig):
     """
 
     algorithm: str = field("isac", "name recorded in results (isac, masac)")
-    centralised_critic: bool = field(
-        False,
-        "critics also see the other agents' actions (the joint action): MASAC; else only "
-        "the agent's own action: ISAC",
-    )
+    centralised_critic: bool = field(False, JOINT_ACTION_HELP)
     critic_input: str = field(
         "local",
         "what the critics read besides the actions (PPO's option, see `ppo.critic_features`): "
@@ -138,11 +141,7 @@ class MASACConfig(SACConfig):
     """
 
     algorithm: str = field("masac", "name recorded in results")
-    centralised_critic: bool = field(
-        True,
-        "critics also see the other agents' actions (the joint action): MASAC; else only "
-        "the agent's own action: ISAC",
-    )
+    centralised_critic: bool = field(True, JOINT_ACTION_HELP)
 
 
 #: Algorithm names accepted by `make_config` and the CLI.
