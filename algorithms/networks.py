@@ -114,15 +114,23 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """State-value network: `(T, ..., D) -> (T, ...)`."""
+    """State-value network: `(T, ..., D) -> (T, ...)`.
+
+    With `input_norm`, a LayerNorm (learned scale and offset) normalises each input vector
+    before the torso: the MAPPO paper's feature normalisation, which keeps the critic's
+    activations in range when inputs such as positions grow far beyond their usual values.
+    """
 
     hidden_sizes: Sequence[int]
     activation: str = "relu"
     recurrent: bool = False
     gru_size: int = 128
+    input_norm: bool = False
 
     @nn.compact
     def __call__(self, hidden, x, resets):
+        if self.input_norm:
+            x = nn.LayerNorm(name="input_norm")(x)
         hidden, h = Torso(
             self.hidden_sizes, self.activation, self.recurrent, self.gru_size, name="torso"
         )(hidden, x, resets)

@@ -265,11 +265,13 @@ def test_config_saved_before_critic_input_loads():
     assert cfg.critic_input == "local" and not cfg.centralised_critic
     # A current config is unchanged by the upgrade.
     assert from_dict(ppo.MAPPOConfig, to_dict(ppo.MAPPOConfig())) == ppo.MAPPOConfig()
-    # One saved before value_norm, clip_per_network and critic_lr_scale existed ran without.
-    new = ("value_norm", "clip_per_network", "critic_lr_scale")
+    # One saved before value_norm, clip_per_network, critic_lr_scale and critic_layer_norm
+    # existed ran without.
+    new = ("value_norm", "clip_per_network", "critic_lr_scale", "critic_layer_norm")
     before = {k: v for k, v in to_dict(ppo.MAPPOConfig()).items() if k not in new}
     cfg = from_dict(ppo.MAPPOConfig, before)
     assert not cfg.value_norm and not cfg.clip_per_network and cfg.critic_lr_scale == 1.0
+    assert not cfg.critic_layer_norm
     partial = from_dict(ppo.MAPPOConfig, {})  # a partial dict keeps the defaults
     assert partial.value_norm and partial.critic_lr_scale == 10.0
     assert ppo.IPPOConfig().critic_lr_scale == 1.0
@@ -432,6 +434,37 @@ def test_critic_lr_scale_scales_only_the_critic_step():
     assert len(states[1.0]) == len(plain) and len(states[3.0]) == 3
     with pytest.raises(ValueError, match="critic_lr_scale must be > 0"):
         ppo.make_learner(ppo.make_config("mappo", critic_lr_scale=0.0, **FAST), env=ToyEnv())
+
+
+def test_critic_layer_norm_normalises_the_critic_input():
+    """`critic_layer_norm`: the critic's value does not change when an input vector is scaled
+    and shifted (`a * x + b`, per vector), as LayerNorm removes both; without it, it does.
+    The option adds only the LayerNorm's scale and offset to the critic, nothing to the actor."""
+    from jaxmarl_envs.algorithms.networks import Critic
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 4, 3, 7))  # (T, B, N, D)
+    scale = jnp.array([1.0, 10.0, 0.1, 100.0])[None, :, None, None]  # one per environment
+    moved = scale * x + jnp.array([0.0, -5.0, 3.0, 50.0])[None, :, None, None]
+    resets = jnp.zeros((1, 4, 3), bool)
+    for norm in (True, False):
+        net = Critic((16, 16), input_norm=norm)
+        params = net.init(jax.random.PRNGKey(1), None, x, resets)
+        _, v = net.apply(params, None, x, resets)
+        _, v_moved = net.apply(params, None, moved, resets)
+        assert v.shape == (1, 4, 3)
+        if norm:
+            np.testing.assert_allclose(v_moved, v, rtol=1e-4, atol=1e-5)
+        else:
+            assert not np.allclose(v_moved[:, 1:], v[:, 1:], atol=1e-3)
+    plain = ppo.make_learner(ppo.make_config("mappo", **FAST), env=ToyEnv())
+    cfg = ppo.make_config("mappo", critic_layer_norm=True, **FAST)
+    normed = ppo.make_learner(cfg, env=ToyEnv())
+    p_plain = plain.init(jax.random.PRNGKey(0)).params
+    p_norm = normed.init(jax.random.PRNGKey(0)).params
+    assert jax.tree_util.tree_structure(p_norm.actor) == jax.tree_util.tree_structure(p_plain.actor)
+    extra = sum(x.size for x in leaves(p_norm.critic)) - sum(x.size for x in leaves(p_plain.critic))
+    assert extra == 2 * plain.critic_dim  # LayerNorm's scale and offset over the input
+    assert not ppo.make_config("mappo").critic_layer_norm  # off by default (for now)
 
 
 def test_clip_per_network_hand_built():
