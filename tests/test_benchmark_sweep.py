@@ -843,3 +843,25 @@ def test_baselines_sweep_file_is_valid():
             for key, value in RWARE_SETTINGS.items():
                 assert getattr(j.config, key) == (value if warehouse else getattr(default, key))
             assert j.config.eval_greedy == (not warehouse)
+
+
+def test_mappo_layer_norm_sweep_matches_the_baselines_rows():
+    """The critic-LayerNorm check trains MAPPO and rec_MAPPO exactly as the baselines sweep
+    does (same budgets, seeds, settings and environments), with `critic_layer_norm` on."""
+    from jaxmarl_envs.algorithms.config import to_dict
+
+    folder = Path(__file__).parents[1] / "benchmarks" / "sweeps"
+    base = sweep.plan_sweep(sweep.parse_sweep(folder / "baselines.toml"), Path("a"))
+    ln = sweep.plan_sweep(sweep.parse_sweep(folder / "mappo_layer_norm.toml"), Path("b"))
+    assert {(j.name, j.task) for j in ln} == {
+        (a + "_ln", t) for a in ("mappo", "rec_mappo") for t in {j.task for j in base}
+    }
+    ignore = {"critic_layer_norm", "out", "run_name", "algorithm"}  # algorithm: the results name
+    for j in ln:
+        (b,) = [x for x in base if x.algorithm == j.algorithm and x.task == j.task]
+        assert j.config.critic_layer_norm and not b.config.critic_layer_norm
+        assert (j.env_id, j.seeds, j.total_steps) == (b.env_id, b.seeds, b.total_steps)
+        mine, theirs = to_dict(j.config), to_dict(b.config)
+        assert {k: v for k, v in mine.items() if k not in ignore} == {
+            k: v for k, v in theirs.items() if k not in ignore
+        }
