@@ -11,6 +11,8 @@ median and range of `time_b / time_a`, with the load average before and after.
 
 from __future__ import annotations
 
+import argparse
+import ast
 import os
 import statistics
 import time
@@ -435,3 +437,31 @@ def python_loop_steps_per_second(
     run(jax.random.PRNGKey(0))
     times = [_timed(run, jax.random.PRNGKey(r + 1)) for r in range(rounds)]
     return steps / statistics.median(times)
+
+
+def learner_probe_args(
+    doc: str, algorithms, seeds: int, evaluations: int
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """Command line of the learning-curve probes (`ppo_seed_probe.py`, `sac_critic_input.py`):
+    `ALGORITHM ENV_ID TOTAL_STEPS [--seeds N] [--seed S] [--evaluations E] [FIELD=VALUE ...]`.
+    Returns the arguments and the config overrides, each value read as a Python literal
+    (a bare word, such as `critic_input=local`, stays a string)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("algorithm", choices=sorted(algorithms))
+    p.add_argument("env_id")
+    p.add_argument("total_steps", type=float, help="steps per seed")
+    p.add_argument("--seeds", type=int, default=seeds)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evaluations", type=int, default=evaluations)
+    p.add_argument("overrides", nargs="*", metavar="FIELD=VALUE", help="config fields")
+    args = p.parse_intermixed_args()
+    overrides: dict[str, Any] = {}
+    for item in args.overrides:
+        name, sep, text = item.partition("=")
+        if not sep:
+            p.error(f"override {item!r} is not FIELD=VALUE")
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[name] = text
+    return args, overrides

@@ -11,36 +11,18 @@ but not in distribution. Used for "MASAC's critic input" in benchmarks/RESULTS.m
 
 from __future__ import annotations
 
-import argparse
-import ast
 import time
 
 import jax
 import numpy as np
+from common import learner_probe_args
 
 from jaxmarl_envs.algorithms import sac
 from jaxmarl_envs.algorithms.networks import init_each
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("algorithm", choices=sorted(sac.ALGORITHMS))
-    p.add_argument("env_id")
-    p.add_argument("total_steps", type=float, help="steps per seed")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--evaluations", type=int, default=20)
-    p.add_argument("overrides", nargs="*", metavar="FIELD=VALUE", help="config fields")
-    args = p.parse_intermixed_args()
-    overrides = {}
-    for item in args.overrides:
-        name, sep, text = item.partition("=")
-        if not sep:
-            p.error(f"override {item!r} is not FIELD=VALUE")
-        try:
-            overrides[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[name] = text  # a bare string such as critic_input=local
+    args, overrides = learner_probe_args(__doc__, sac.ALGORITHMS, seeds=5, evaluations=20)
     cfg = sac.make_config(
         args.algorithm,
         env_id=args.env_id,
