@@ -971,11 +971,12 @@ def run_sweep(
     finished (or when `report_only`). Returns the exit status (1 if a run or the report
     failed)."""
     from jaxmarl_envs.algorithms.config import to_dict
+    from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_text
 
     started = time.time()
     selected = _select(jobs, only)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.toml").write_text(sweep.text)
+    _atomic_write_text(sweep.text, out / "sweep.toml")
     plan = {
         "sweep": sweep.name,
         "description": sweep.description,
@@ -997,7 +998,7 @@ def run_sweep(
             for j in jobs
         ],
     }
-    (out / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
+    _atomic_write_text(json.dumps(plan, indent=2) + "\n", out / "plan.json")
     results_path = out / "results.json"
     failed: list[str] = []
     if not report_only:

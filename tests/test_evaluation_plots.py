@@ -105,6 +105,38 @@ def test_tables(tmp_path, scores):
     assert r"P(a\_1 $>$ b) & 0.750 [0.500, 0.900] \\" in poi_tex.read_text()
 
 
+def test_a_failed_write_keeps_the_previous_table_and_figure(tmp_path, scores, monkeypatch):
+    """Tables and figures are written to a temporary file and renamed over the old one: a write
+    that fails half-way (a row missing a column; the figure's encoder raising after some bytes)
+    leaves the previous file whole and no temporary beside it."""
+    good = {"ippo": {"iqm": Interval(0.5, 0.4, 0.6)}, "mappo": {"iqm": Interval(0.7, 0.6, 0.8)}}
+    bad = {"ippo": good["ippo"], "mappo": {}}  # the second row lacks the column
+    for write, name in (
+        (tables.write_interval_csv, "t.csv"),
+        (tables.write_interval_latex, "t.tex"),
+        (tables.write_interval_markdown, "t.md"),
+    ):
+        path = write(good, tmp_path / name)
+        before = path.read_bytes()
+        with pytest.raises(KeyError):
+            write(bad, path)
+        assert path.read_bytes() == before
+    results = st.aggregate_metrics(scores, reps=200)
+    (png,) = plots.plot_aggregate_intervals(results, tmp_path / "agg.png")
+    before = png.read_bytes()
+    from matplotlib.figure import Figure
+
+    def broken(self, fname, **kwargs):
+        fname.write(b"\x89PNG half a figure")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_aggregate_intervals(results, png)
+    assert png.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agg.png", "t.csv", "t.md", "t.tex"]
+
+
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="jaxmarl")
     subparsers = parser.add_subparsers(dest="command", required=True)

@@ -25,6 +25,7 @@ from jaxmarl_envs.algorithms.evaluation.processing import (
     tasks_with_metric,
 )
 from jaxmarl_envs.algorithms.evaluation.results import (
+    _atomic_write_text,
     load_results,
     merge_results,
     natural_key,
@@ -364,7 +365,7 @@ def _produce(args: argparse.Namespace) -> list[Path]:
         "notes": notes,
     }
     summary_path = out / "statistics.json"
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    _atomic_write_text(json.dumps(summary, indent=2) + "\n", summary_path)
     written.append(summary_path)
     for note in notes:
         print(f"note: {note}")

@@ -253,16 +253,17 @@ def _atomic_write_json(data: Any, path: Path) -> None:
     _atomic_write_text(json.dumps(data, indent=2, allow_nan=False), path)
 
 
-def _atomic_write_text(text: str, path: Path) -> None:
+def _atomic_write_text(text: str, path: Path, newline: str | None = None) -> None:
     """Writes ``text`` to a uniquely named temporary file in the same folder (with the mode a
     plain ``open`` would give it), fsyncs it, then renames it over ``path``: readers see the
-    old file or the new one, never a partial one, and a crash leaves no stray temporary."""
+    old file or the new one, never a partial one, and a crash leaves no stray temporary.
+    ``newline`` as for ``open`` (``""`` for CSV text, whose rows end in "\\r\\n" already)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, mode)  # mkstemp creates 0o600
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", newline=newline) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from jaxmarl_envs.algorithms.evaluation.plots import METRIC_LABELS
+from jaxmarl_envs.algorithms.evaluation.results import _atomic_write_text
 from jaxmarl_envs.algorithms.evaluation.statistics import Interval
 
 _LATEX_SPECIAL = {
@@ -77,19 +79,20 @@ def write_interval_csv(
         columns: column order (default: those of the first row).
     """
     columns = _columns(rows, columns)
-    path = _prepare(path)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        header = [row_label]
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    header = [row_label]
+    for column in columns:
+        header += [column, f"{column}_lower", f"{column}_upper"]
+    writer.writerow(header)
+    for name, cells in rows.items():
+        record = [name]
         for column in columns:
-            header += [column, f"{column}_lower", f"{column}_upper"]
-        writer.writerow(header)
-        for name, cells in rows.items():
-            record = [name]
-            for column in columns:
-                interval = cells[column]
-                record += [repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
-            writer.writerow(record)
+            interval = cells[column]
+            record += [repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
+        writer.writerow(record)
+    path = _prepare(path)
+    _atomic_write_text(text.getvalue(), path, newline="")
     return path
 
 
@@ -140,7 +143,7 @@ def write_interval_latex(
         lines.append(r"\label{" + label + "}")
     lines.append(r"\end{table}")
     path = _prepare(path)
-    path.write_text("\n".join(lines) + "\n")
+    _atomic_write_text("\n".join(lines) + "\n", path)
     return path
 
 
@@ -191,7 +194,7 @@ def write_interval_markdown(
     if caption:
         lines += ["", caption]
     path = _prepare(path)
-    path.write_text("\n".join(lines) + "\n")
+    _atomic_write_text("\n".join(lines) + "\n", path)
     return path
 
 
@@ -231,14 +234,15 @@ def write_poi_tables(
     """P(X > Y) per pair as CSV (columns x, y, probability, lower, upper) and LaTeX."""
     if not pairs:
         raise ValueError("empty table")
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["x", "y", "probability", "probability_lower", "probability_upper"])
+    for (x, y), interval in pairs.items():
+        writer.writerow(
+            [x, y, repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
+        )
     csv_path = _prepare(csv_path)
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["x", "y", "probability", "probability_lower", "probability_upper"])
-        for (x, y), interval in pairs.items():
-            writer.writerow(
-                [x, y, repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
-            )
+    _atomic_write_text(text.getvalue(), csv_path, newline="")
     rows = {
         f"P({latex_escape(x)} $>$ {latex_escape(y)})": {"probability": iv}
         for (x, y), iv in pairs.items()
