@@ -283,7 +283,10 @@ def build_config(args: argparse.Namespace):
         to_dict,
     )
 
-    _, cls, preset = algorithm_entry(args.algorithm)
+    name = args.algorithm
+    if getattr(args, "recurrent", False) and name in ("ippo", "mappo"):
+        name = "rec_" + name  # `mappo --recurrent` is rec_mappo, preset included
+    _, cls, preset = algorithm_entry(name)
     base: dict[str, Any] = {}
     if args.config_file:
         base = dict(load_config_dict(args.config_file)["config"])

@@ -846,8 +846,9 @@ def test_baselines_sweep_file_is_valid():
 
 
 def test_mappo_layer_norm_sweep_matches_the_baselines_rows():
-    """The critic-LayerNorm check trains MAPPO and rec_MAPPO exactly as the baselines sweep
-    does (same budgets, seeds, settings and environments), with `critic_layer_norm` on."""
+    """The critic-LayerNorm check trained MAPPO and rec_MAPPO exactly as the baselines sweep
+    does (same budgets, seeds, settings and environments), with `critic_layer_norm` on: MAPPO's
+    default since then (its runs are the baselines sweep's MAPPO rows), not rec_MAPPO's."""
     from jaxmarl_envs.algorithms.config import to_dict
 
     folder = Path(__file__).parents[1] / "benchmarks" / "sweeps"
@@ -859,9 +860,26 @@ def test_mappo_layer_norm_sweep_matches_the_baselines_rows():
     ignore = {"critic_layer_norm", "out", "run_name", "algorithm"}  # algorithm: the results name
     for j in ln:
         (b,) = [x for x in base if x.algorithm == j.algorithm and x.task == j.task]
-        assert j.config.critic_layer_norm and not b.config.critic_layer_norm
+        assert j.config.critic_layer_norm
+        assert b.config.critic_layer_norm == (j.algorithm == "mappo")
         assert (j.env_id, j.seeds, j.total_steps) == (b.env_id, b.seeds, b.total_steps)
         mine, theirs = to_dict(j.config), to_dict(b.config)
         assert {k: v for k, v in mine.items() if k not in ignore} == {
             k: v for k, v in theirs.items() if k not in ignore
         }
+
+
+def test_committed_baselines_sweep_is_finished_under_the_current_defaults():
+    """Every run of benchmarks/sweeps/baselines.toml is committed, finished, and was trained
+    with the config the file gives today (so `jaxmarl benchmark` skips them all and the table
+    in RESULTS.md is what the current defaults produce: a changed default must retrain or
+    replace its rows)."""
+    root = Path(__file__).parents[1] / "benchmarks" / "sweeps"
+    jobs = sweep.plan_sweep(sweep.parse_sweep(root / "baselines.toml"), root / "data" / "baselines")
+    assert len(jobs) == 45
+    for job in jobs:
+        assert sweep.job_status(job) == "finished", job.key
+        assert sweep.config_mismatch(job) == [], job.key
+    data = load_results(root / "data" / "baselines" / "results.json")
+    for job in jobs:
+        assert set(data[job.environment][job.task][job.name]) == {f"seed_{s}" for s in job.seeds}

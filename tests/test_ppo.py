@@ -273,7 +273,7 @@ def test_config_saved_before_critic_input_loads():
     assert not cfg.value_norm and not cfg.clip_per_network and cfg.critic_lr_scale == 1.0
     assert not cfg.critic_layer_norm
     partial = from_dict(ppo.MAPPOConfig, {})  # a partial dict keeps the defaults
-    assert partial.value_norm and partial.critic_lr_scale == 10.0
+    assert partial.value_norm and partial.critic_lr_scale == 10.0 and partial.critic_layer_norm
     assert ppo.IPPOConfig().critic_lr_scale == 1.0
 
 
@@ -456,15 +456,19 @@ def test_critic_layer_norm_normalises_the_critic_input():
             np.testing.assert_allclose(v_moved, v, rtol=1e-4, atol=1e-5)
         else:
             assert not np.allclose(v_moved[:, 1:], v[:, 1:], atol=1e-3)
-    plain = ppo.make_learner(ppo.make_config("mappo", **FAST), env=ToyEnv())
-    cfg = ppo.make_config("mappo", critic_layer_norm=True, **FAST)
-    normed = ppo.make_learner(cfg, env=ToyEnv())
+    cfg = ppo.make_config("mappo", critic_layer_norm=False, **FAST)
+    plain = ppo.make_learner(cfg, env=ToyEnv())
+    normed = ppo.make_learner(ppo.make_config("mappo", **FAST), env=ToyEnv())
     p_plain = plain.init(jax.random.PRNGKey(0)).params
     p_norm = normed.init(jax.random.PRNGKey(0)).params
     assert jax.tree_util.tree_structure(p_norm.actor) == jax.tree_util.tree_structure(p_plain.actor)
     extra = sum(x.size for x in leaves(p_norm.critic)) - sum(x.size for x in leaves(p_plain.critic))
     assert extra == 2 * plain.critic_dim  # LayerNorm's scale and offset over the input
-    assert not ppo.make_config("mappo").critic_layer_norm  # off by default (for now)
+    # On by default for MAPPO (since stop 38), off for rec_MAPPO and the IPPO family.
+    assert ppo.make_config("mappo").critic_layer_norm
+    assert not ppo.make_config("rec_mappo").critic_layer_norm
+    assert not ppo.make_config("ippo").critic_layer_norm
+    assert not ppo.make_config("rec_ippo").critic_layer_norm
 
 
 def test_clip_per_network_hand_built():

@@ -272,6 +272,30 @@ def test_cli_parses_overrides():
     assert (cfg.total_steps, cfg.num_envs, cfg.num_seeds) == (2_000_000, 64, 3)
     assert cfg.network == "gru" and cfg.algorithm == "rec_mappo"
     assert cfg.share_params is False and cfg.lr == 1e-3 and cfg.gamma == 0.99
+    # `mappo --recurrent` is rec_mappo: its preset too (no critic LayerNorm), unless asked for.
+    assert cfg == train_cli.build_config(
+        parser.parse_args(
+            [
+                "train",
+                "rec_mappo",
+                "--env",
+                "rware-tiny-4ag",
+                "--total-steps",
+                "2e6",
+                "--num-envs",
+                "64",
+                "--seeds",
+                "3",
+                "--no-share-params",
+                "--set",
+                "lr=1e-3",
+            ]
+        )
+    )
+    assert not cfg.critic_layer_norm
+    argv = ["train", "mappo", "--env", "rware-tiny-4ag", "--recurrent", "--critic-layer-norm"]
+    assert train_cli.build_config(parser.parse_args(argv)).critic_layer_norm
+    assert train_cli.build_config(parser.parse_args(argv[:4])).critic_layer_norm
 
 
 @pytest.mark.slow
