@@ -249,49 +249,16 @@ def test_cli_parses_overrides():
     from jaxmarl_envs.algorithms import cli, train_cli
 
     parser = cli.build_parser()
-    args = parser.parse_args(
-        [
-            "train",
-            "mappo",
-            "--env",
-            "rware-tiny-4ag",
-            "--total-steps",
-            "2e6",
-            "--num-envs",
-            "64",
-            "--seeds",
-            "3",
-            "--recurrent",
-            "--no-share-params",
-            "--set",
-            "lr=1e-3",
-        ]
-    )
+    flags = "--env rware-tiny-4ag --total-steps 2e6 --num-envs 64 --seeds 3".split()
+    flags += ["--no-share-params", "--set", "lr=1e-3"]
+    args = parser.parse_args(["train", "mappo", *flags, "--recurrent"])
     cfg = train_cli.build_config(args)
     assert isinstance(cfg, ppo.MAPPOConfig) and cfg.centralised_critic
     assert (cfg.total_steps, cfg.num_envs, cfg.num_seeds) == (2_000_000, 64, 3)
     assert cfg.network == "gru" and cfg.algorithm == "rec_mappo"
     assert cfg.share_params is False and cfg.lr == 1e-3 and cfg.gamma == 0.99
     # `mappo --recurrent` is rec_mappo: its preset too (no critic LayerNorm), unless asked for.
-    assert cfg == train_cli.build_config(
-        parser.parse_args(
-            [
-                "train",
-                "rec_mappo",
-                "--env",
-                "rware-tiny-4ag",
-                "--total-steps",
-                "2e6",
-                "--num-envs",
-                "64",
-                "--seeds",
-                "3",
-                "--no-share-params",
-                "--set",
-                "lr=1e-3",
-            ]
-        )
-    )
+    assert cfg == train_cli.build_config(parser.parse_args(["train", "rec_mappo", *flags]))
     assert not cfg.critic_layer_norm
     argv = ["train", "mappo", "--env", "rware-tiny-4ag", "--recurrent", "--critic-layer-norm"]
     assert train_cli.build_config(parser.parse_args(argv)).critic_layer_norm

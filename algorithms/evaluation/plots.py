@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,36 +50,23 @@ _REPRODUCIBLE: dict[str, dict[str, Any]] = {".pdf": {"CreationDate": None}, ".sv
 def _save(fig, paths: Sequence[str | os.PathLike]) -> list[Path]:
     """Saves `fig` to each path (format from the suffix), each written to a temporary file in
     the same folder and renamed over the path: a reader or a crash never sees half a figure."""
-    from jaxmarl_envs.algorithms.evaluation.results import _new_file_mode
+    from jaxmarl_envs.algorithms.evaluation.results import atomic_open
 
     plt = _pyplot()
     written = []
     try:
         for path in paths:
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
             suffix = path.suffix.lower()
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-            try:
-                os.chmod(tmp, _new_file_mode(path))  # mkstemp creates 0o600
-                with os.fdopen(fd, "wb") as f:
-                    with plt.rc_context({"svg.hashsalt": "jaxmarl_envs"}):
-                        fig.savefig(
-                            f,
-                            format=suffix.lstrip(".") or None,
-                            bbox_inches="tight",
-                            dpi=150,
-                            metadata=_REPRODUCIBLE.get(suffix),
-                        )
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-                raise
+            with atomic_open(path, "wb", suffix=suffix) as f:
+                with plt.rc_context({"svg.hashsalt": "jaxmarl_envs"}):
+                    fig.savefig(
+                        f,
+                        format=suffix.lstrip(".") or None,
+                        bbox_inches="tight",
+                        dpi=150,
+                        metadata=_REPRODUCIBLE.get(suffix),
+                    )
             written.append(path)
     finally:
         plt.close(fig)

@@ -254,17 +254,27 @@ def _atomic_write_json(data: Any, path: Path) -> None:
 
 
 def _atomic_write_text(text: str, path: Path, newline: str | None = None) -> None:
-    """Writes ``text`` to a uniquely named temporary file in the same folder (with the mode a
-    plain ``open`` would give it), fsyncs it, then renames it over ``path``: readers see the
-    old file or the new one, never a partial one, and a crash leaves no stray temporary.
-    ``newline`` as for ``open`` (``""`` for CSV text, whose rows end in "\\r\\n" already)."""
+    """Writes ``text`` atomically (see `atomic_open`). ``newline`` as for ``open`` (``""`` for
+    CSV text, whose rows end in "\\r\\n" already)."""
+    with atomic_open(path, "w", newline=newline) as f:
+        f.write(text)
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", newline: str | None = None, suffix: str = ".tmp"):
+    """A file to write ``path`` through: a uniquely named temporary file in the same folder
+    (with the mode a plain ``open`` would give it), fsynced and renamed over ``path`` when the
+    block ends: readers see the old file or the new one, never a partial one, and a failure or
+    a crash inside the block leaves the old file and no stray temporary. ``mode`` "w" or "wb";
+    ``suffix`` ends the temporary's name (writers that read the format from it need it)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    file_mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
-        os.chmod(tmp, mode)  # mkstemp creates 0o600
-        with os.fdopen(fd, "w", newline=newline) as f:
-            f.write(text)
+        os.chmod(tmp, file_mode)  # mkstemp creates 0o600
+        with os.fdopen(fd, mode, newline=None if "b" in mode else newline) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
