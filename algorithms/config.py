@@ -110,6 +110,7 @@ def add_config_arguments(
     cls: type,
     aliases: Mapping[str, Sequence[str]] | None = None,
     skip: Sequence[str] = (),
+    defaults: Mapping[str, Any] | None = None,
 ) -> None:
     """Adds one `--field-name` option per dataclass field (defaults suppressed, so only given
     options override). Booleans get `--flag/--no-flag`; tuples take `128,128`; dicts JSON.
@@ -119,14 +120,22 @@ def add_config_arguments(
         cls: the config dataclass.
         aliases: extra option strings per field name, e.g. `{"env_id": ["--env"]}`.
         skip: field names not to expose.
+        defaults: the defaults the help shows where they differ from the class's (an
+            algorithm's preset, e.g. rec_mappo's `network="gru"`).
     """
     hints = typing.get_type_hints(cls)
     aliases = aliases or {}
+    defaults = defaults or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         names = [f"--{f.name.replace('_', '-')}", *aliases.get(f.name, ())]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.name in defaults:
+            default = defaults[f.name]
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()
         help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
         tp = hints[f.name]
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}

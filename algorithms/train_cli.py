@@ -148,9 +148,8 @@ def add_subparser(subparsers: Any, config_options: Iterable[str] | None = None) 
             from jaxmarl_envs.algorithms.config import add_config_arguments
 
             group = a.add_argument_group("config fields")
-            add_config_arguments(
-                group, algorithm_entry(name)[1], aliases=_ALIASES, skip=("algorithm",)
-            )
+            _, cls, preset = algorithm_entry(name)
+            add_config_arguments(group, cls, aliases=_ALIASES, skip=("algorithm",), defaults=preset)
         a.set_defaults(func=_cmd_train)
 
     e = subparsers.add_parser("evaluate", help="evaluate (and render) a saved policy")

@@ -167,3 +167,22 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown environment id 'no-such-env'" in err and "--fps must be > 0" in err
     assert "no such results file" in err
+
+
+def test_algorithm_help_shows_the_presets_defaults():
+    """`jaxmarl train rec_mappo --help` states rec_mappo's defaults (its preset: a GRU, no
+    critic LayerNorm), not those of the config class it shares with mappo."""
+    import argparse
+
+    parser = cli.build_parser(config_options=["mappo", "rec_mappo"])
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = next(a for a in subparsers.choices["train"]._actions if a.dest == "algorithm")
+
+    def help_of(name, flag):
+        (action,) = [a for a in train.choices[name]._actions if flag in a.option_strings]
+        return " ".join(action.help.split())
+
+    assert help_of("mappo", "--network").endswith("(default: 'mlp')")
+    assert help_of("rec_mappo", "--network").endswith("(default: 'gru')")
+    assert help_of("mappo", "--critic-layer-norm").endswith("(default: True)")
+    assert help_of("rec_mappo", "--critic-layer-norm").endswith("(default: False)")
