@@ -292,10 +292,10 @@ def build_config(args: argparse.Namespace):
     overrides = dict(preset)
     overrides.update(overrides_from_args(cls, args))
     overrides.update(parse_overrides(cls, args.set_pairs))
-    if getattr(args, "recurrent", False):
-        overrides["network"] = "gru"
-        if overrides.get("algorithm", cls().algorithm) in ("ippo", "mappo"):
-            overrides["algorithm"] = "rec_" + overrides.get("algorithm", cls().algorithm)
+    if getattr(args, "recurrent", False):  # the rec_ preset gave both; these win over a
+        overrides["network"] = "gru"  # --network or a --set algorithm=... given beside it
+        if overrides["algorithm"] in ("ippo", "mappo"):
+            overrides["algorithm"] = "rec_" + overrides["algorithm"]
     merged = {**to_dict(cls()), **base, **overrides}
     return from_dict(cls, merged)
 

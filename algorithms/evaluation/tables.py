@@ -50,12 +50,6 @@ def format_interval(interval: Interval, precision: int = 3, missing: str = "n/a"
     return f"{_fmt(interval.point, precision)} [{lower}, {upper}]"
 
 
-def _prepare(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _columns(rows: Mapping[str, Mapping[str, Interval]], columns: Sequence[str] | None) -> list:
     """The column order: `columns`, or those of the first row. Refuses an empty table."""
     if not rows:
@@ -91,7 +85,7 @@ def write_interval_csv(
             interval = cells[column]
             record += [repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
         writer.writerow(record)
-    path = _prepare(path)
+    path = Path(path)
     _atomic_write_text(text.getvalue(), path, newline="")
     return path
 
@@ -142,7 +136,7 @@ def write_interval_latex(
     if label:
         lines.append(r"\label{" + label + "}")
     lines.append(r"\end{table}")
-    path = _prepare(path)
+    path = Path(path)
     _atomic_write_text("\n".join(lines) + "\n", path)
     return path
 
@@ -193,7 +187,7 @@ def write_interval_markdown(
         lines.append("| " + " | ".join([cell(name), *values]) + " |")
     if caption:
         lines += ["", caption]
-    path = _prepare(path)
+    path = Path(path)
     _atomic_write_text("\n".join(lines) + "\n", path)
     return path
 
@@ -241,7 +235,7 @@ def write_poi_tables(
         writer.writerow(
             [x, y, repr(interval.point), _bound(interval.lower), _bound(interval.upper)]
         )
-    csv_path = _prepare(csv_path)
+    csv_path = Path(csv_path)
     _atomic_write_text(text.getvalue(), csv_path, newline="")
     rows = {
         f"P({latex_escape(x)} $>$ {latex_escape(y)})": {"probability": iv}
