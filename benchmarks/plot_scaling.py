@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import platform
 import statistics
@@ -23,16 +24,23 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SCAN_STEPS, make_strict_run, ours  # noqa: E402
 
-#: One representative id per family.
+#: One representative id per family (where a family has a peer benchmark, the id it uses).
 FAMILIES = {
     "rware": "rware-tiny-4ag",
     "lbf": "lbf-8x8-2p-2f-coop",
     "mpe": "mpe-simple_spread",
     "matrix": "matrix-climbing",
+    "smax": "smax-3m",
+    "cleaner": "Cleaner-v0",
+    "connector": "Connector-v3",
+    "multicvrp": "MultiCVRP-v0",
+    "sar": "SearchAndRescue-v0",
 }
 BATCHES = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,29 +48,82 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def rounds_for(batch: int) -> int:
     """Timed calls per point: fewer at big batches, where one call takes seconds on 2 cores."""
-    return 5 if batch <= 1024 else 3 if batch <= 4096 else 2
+    return 7 if batch <= 1024 else 5 if batch <= 4096 else 3
 
 
-def measure(env_id: str, batch: int, rounds: int | None = None) -> dict:
-    """Median env-steps/s of the strict-protocol call for `env_id` at `batch`."""
-    run = make_strict_run(*ours(env_id), batch=batch)
-    start = time.perf_counter()
-    jax.block_until_ready(run(jax.random.PRNGKey(0)))  # compiles
-    compile_s = time.perf_counter() - start
-    times = []
-    for r in range(rounds or rounds_for(batch)):
+def strict_run(env_id: str, batch: int):
+    """The strict-protocol call of `env_id` at `batch`: random legal actions from the action
+    mask for discrete actions, uniform within the action spec's bounds for continuous ones
+    (Search-and-Rescue's steering)."""
+    import jaxmarl_envs
+
+    reset, step, mask_of = ours(env_id)
+    spec = jaxmarl_envs.make(env_id).action_spec
+    if not np.issubdtype(spec.dtype, np.floating):
+        return make_strict_run(reset, step, mask_of, batch=batch)
+    low, high = jnp.asarray(spec.minimum), jnp.asarray(spec.maximum)
+
+    def sample(key, ts):
+        return jax.random.uniform(key, (batch, *spec.shape), minval=low, maxval=high)
+
+    return make_strict_run(reset, step, None, batch=batch, sample_action=sample)
+
+
+#: Each timed sample repeats the call until it has run at least this long (small batches take
+#: well under a millisecond per call, where one call's timing is mostly scheduling noise).
+MIN_SAMPLE_S = 0.2
+
+
+def measure_family(env_id: str, batches=BATCHES, log=print) -> list[dict]:
+    """Env-steps/s of the strict-protocol call for `env_id` at every batch size.
+
+    Every point is compiled first and its calls per sample chosen so that a sample lasts at
+    least `MIN_SAMPLE_S`; then the samples go round-robin over the batch sizes (round r
+    takes a sample of every point that has more than r rounds), so a slow spell of the machine
+    spreads over the points instead of sinking the one measured during it. Median seconds
+    per call over the samples, with the fastest and slowest sample.
+    """
+    runs, first_call, calls = {}, {}, {}
+    for batch in batches:
+        runs[batch] = strict_run(env_id, batch)
         start = time.perf_counter()
-        jax.block_until_ready(run(jax.random.PRNGKey(r + 1)))
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {
-        "env_id": env_id,
-        "batch": batch,
-        "env_steps_per_s": batch * SCAN_STEPS / median,
-        "median_s": median,
-        "rounds": len(times),
-        "first_call_s": compile_s,
-    }
+        jax.block_until_ready(runs[batch](jax.random.PRNGKey(0)))  # compiles
+        first_call[batch] = time.perf_counter() - start
+        start = time.perf_counter()
+        jax.block_until_ready(runs[batch](jax.random.PRNGKey(1)))
+        calls[batch] = max(1, math.ceil(MIN_SAMPLE_S / (time.perf_counter() - start)))
+    times = {batch: [] for batch in batches}
+    for r in range(max(rounds_for(b) for b in batches)):
+        for batch in batches:
+            if r < rounds_for(batch):
+                keys = list(jax.random.split(jax.random.PRNGKey(r + 2), calls[batch]))
+                start = time.perf_counter()
+                for key in keys:
+                    out = runs[batch](key)
+                jax.block_until_ready(out)
+                times[batch].append((time.perf_counter() - start) / calls[batch])
+    rows = []
+    for batch in batches:
+        median = statistics.median(times[batch])
+        rows.append(
+            {
+                "env_id": env_id,
+                "batch": batch,
+                "env_steps_per_s": batch * SCAN_STEPS / median,
+                "median_s": median,
+                "min_s": min(times[batch]),
+                "max_s": max(times[batch]),
+                "rounds": len(times[batch]),
+                "calls_per_round": calls[batch],
+                "first_call_s": first_call[batch],
+            }
+        )
+        log(
+            f"{env_id:22s} batch {batch:6d}: {rows[-1]['env_steps_per_s']:14,.0f} env-steps/s "
+            f"({median:.5f} s/call, range {min(times[batch]):.5f}-{max(times[batch]):.5f}, "
+            f"{len(times[batch])} x {calls[batch]} calls)"
+        )
+    return rows
 
 
 def sweep(
@@ -78,13 +139,7 @@ def sweep(
     }
     rows = []
     for family, env_id in families.items():
-        for batch in batches:
-            row = {"family": family, **measure(env_id, batch)}
-            rows.append(row)
-            log(
-                f"{family:7s} {env_id:22s} batch {batch:6d}: "
-                f"{row['env_steps_per_s']:14,.0f} env-steps/s ({row['median_s']:.4f} s/call)"
-            )
+        rows += [{"family": family, **row} for row in measure_family(env_id, batches, log)]
     context["load_after"] = tuple(round(x, 2) for x in os.getloadavg())
     return rows, context
 
@@ -104,7 +159,8 @@ def markdown_table(rows: list[dict], batches=BATCHES) -> str:
 
 def write_csv(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["family", "env_id", "batch", "env_steps_per_s", "median_s", "rounds", "first_call_s"]
+    fields = ["family", "env_id", "batch", "env_steps_per_s", "median_s", "min_s", "max_s"]
+    fields += ["rounds", "calls_per_round", "first_call_s"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -120,11 +176,13 @@ def plot(rows: list[dict], path: Path, context: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for fam in dict.fromkeys(r["family"] for r in rows):
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    markers = "os^vDPX*hp"
+    for i, fam in enumerate(dict.fromkeys(r["family"] for r in rows)):
         pts = sorted((r["batch"], r["env_steps_per_s"]) for r in rows if r["family"] == fam)
         env_id = next(r["env_id"] for r in rows if r["family"] == fam)
-        ax.plot(*zip(*pts, strict=True), marker="o", label=f"{fam} ({env_id})")
+        marker = markers[i % len(markers)]
+        ax.plot(*zip(*pts, strict=True), marker=marker, label=f"{fam} ({env_id})")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     batches = sorted({r["batch"] for r in rows})
