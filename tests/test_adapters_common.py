@@ -210,7 +210,13 @@ def test_host_function_round_trips_every_dtype_in_one_buffer():
             "u8": x.astype(jnp.uint8),
             "i32": (x * 7).astype(jnp.int32),
             "scalar": jnp.sum(x),
-            "nested": (jnp.arange(3, dtype=jnp.int16), None),
+            "nested": (jnp.arange(3, dtype=jnp.int16) - 1, None),
+            "f16": (x / 3).astype(jnp.float16),
+            "bf16": (x / 3).astype(jnp.bfloat16),
+            "u32": jnp.full(x.shape, 2**32 - 1, jnp.uint32),
+            "u16": jnp.full(x.shape, 65535, jnp.uint16),
+            "i8min": jnp.full((2,), -128, jnp.int8),
+            "empty": jnp.zeros((0, 3), jnp.float32),
         }
         return x + 1, host
 
