@@ -24,7 +24,10 @@ the adapter below stacks the rewards inside the jitted step and the checksum red
 observation array of the dict.
 
 Targets (issue 18), on a 2-core CPU: batch 1024, mpe-simple_spread and mpe-simple_tag
->= 3x JaxMARL; batch-1 Python loop on mpe-simple_spread >= 2x JaxMARL.
+>= 3x JaxMARL; batch-1 Python loop on mpe-simple_spread >= 2x JaxMARL (not met: see
+`test_python_loop_breakdown`, which times the same loop with steps that do no environment
+work behind each side's pytrees, and the cheapest step the loop could drive:
+`pytest benchmarks/test_vs_jaxmarl.py -s -p no:randomly -n 0 -k breakdown`).
 """
 
 from __future__ import annotations
