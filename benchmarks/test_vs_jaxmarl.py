@@ -264,9 +264,10 @@ def test_python_loop_breakdown(benchmark):
     pytrees that computes nothing (the interface's own cost), plus the cheapest step any
     environment could hand this loop (three output arrays). Round-robin over the five loops
     in one process, 7 rounds of 500 steps after a compiling round; medians in us per step.
-    Run with `JAX_CPU_ENABLE_ASYNC_DISPATCH=false` in the environment to see the same loops
-    with every computation run inline in the calling thread (XLA's CPU client otherwise runs
-    an executable inline only when its cost analysis is under 1,000 flops)."""
+    Run with `JAXMARL_CPU_SYNC_DISPATCH=1` in the environment (jaxmarl_envs/_xla_flags.py) to
+    see the same loops with every computation run inline in the calling thread (XLA's CPU
+    client otherwise runs an executable inline only when its cost analysis is under 1,000
+    flops)."""
     import os
     import statistics
     import time
@@ -306,7 +307,8 @@ def test_python_loop_breakdown(benchmark):
     times = benchmark.pedantic(measure, rounds=1)
     med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
     peer_real = times["jaxmarl: environment step"]
-    mode = os.environ.get("JAX_CPU_ENABLE_ASYNC_DISPATCH", "true (default)")
+    sync = os.environ.get("JAXMARL_CPU_SYNC_DISPATCH") == "1"  # applied at import
+    mode = "off (JAXMARL_CPU_SYNC_DISPATCH=1)" if sync else "on (default)"
     print(f"\n{LOOP_ENV} batch-1 loop, async dispatch {mode}, load {load} -> {os.getloadavg()}")
     print(
         f"  compiled step cost analysis: ours {flops['ours']:.0f} flops, "

@@ -359,3 +359,51 @@ def test_exact_storage_dtype_picks_the_narrowest_exact_integer():
     assert store(bounded(0.0, 1.0), False) == np.float32
     assert store(specs.Array((3,), np.float32, "v"), True) == np.float32
     assert store(specs.BoundedArray((3,), np.int32, 0, 9, "v"), False) == np.int32
+
+
+_SYNC_PROBE = """
+import json, sys, warnings
+import jax, jax.numpy as jnp
+if sys.argv[1] == "late":
+    jnp.ones(1).block_until_ready()  # starts the CPU backend before jaxmarl_envs
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import jaxmarl_envs  # noqa: F401
+x = jnp.ones((1500, 1500), jnp.float32)
+f = jax.jit(lambda x: (x @ x) @ x)  # tens of milliseconds on a CPU: far over 1,000 flops
+f(x).block_until_ready()
+ready = [f(x).is_ready() for _ in range(3)]  # without waiting
+print(json.dumps([all(ready), any(ready), [str(w.message) for w in caught]]))
+"""
+
+
+@pytest.mark.parametrize("sync", ["1", "0"])
+def test_sync_dispatch_opt_in_runs_computations_inline(sync):
+    """`JAXMARL_CPU_SYNC_DISPATCH=1` (read at import): a large computation has finished when
+    its call returns; by default it has not (JAX hands it to a worker thread)."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAXMARL_CPU_SYNC_DISPATCH": sync, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", _SYNC_PROBE, "early"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    all_ready, any_ready, warned = json.loads(out.stdout.strip().splitlines()[-1])
+    assert warned == []
+    assert all_ready if sync == "1" else not any_ready
+
+
+def test_sync_dispatch_opt_in_warns_when_jax_already_started():
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAXMARL_CPU_SYNC_DISPATCH": "1", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", _SYNC_PROBE, "late"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    all_ready, any_ready, warned = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not any_ready and len(warned) == 1 and "has no effect" in warned[0]
