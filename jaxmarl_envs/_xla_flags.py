@@ -30,13 +30,12 @@ SYNC_DISPATCH_ENV = "JAXMARL_CPU_SYNC_DISPATCH"
 def apply() -> None:
     """Adds the project's CPU flags to `XLA_FLAGS` (idempotent) and applies the opt-in
     synchronous dispatch."""
+    if os.environ.get("JAXMARL_KEEP_XLA_FLAGS") != "1":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {CPU_SCHEDULER_FLAG}".strip()
     if os.environ.get(SYNC_DISPATCH_ENV) == "1":
         _sync_dispatch()
-    if os.environ.get("JAXMARL_KEEP_XLA_FLAGS") == "1":
-        return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {CPU_SCHEDULER_FLAG}".strip()
 
 
 def _sync_dispatch() -> None:
@@ -44,9 +43,12 @@ def _sync_dispatch() -> None:
     import warnings
 
     import jax
-    from jax._src import xla_bridge
 
-    if xla_bridge.backends_are_initialized():
+    try:
+        from jax._src.xla_bridge import backends_are_initialized
+    except ImportError:  # a JAX without it: set the option and trust the import order
+        backends_are_initialized = bool
+    if backends_are_initialized():
         warnings.warn(
             f"{SYNC_DISPATCH_ENV}=1 has no effect: JAX's backends were started before "
             "jaxmarl_envs was imported (import jaxmarl_envs first, or call "
