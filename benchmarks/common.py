@@ -87,6 +87,18 @@ def ours(env_id: str, **overrides: Any) -> tuple[Callable, Callable, Callable]:
     return env.reset, env.step, lambda ts: ts.observation.action_mask
 
 
+def uniform_action(spec: Any) -> Callable:
+    """`sample_action(key, batched_timestep)` for `make_strict_run` with continuous actions:
+    uniform within the bounds of `spec` (an environment's `BoundedArray` action spec), one
+    joint action per environment of the batch (batch size read from the reward)."""
+    low, high = jnp.asarray(spec.minimum), jnp.asarray(spec.maximum)
+
+    def sample(key, ts):
+        return jax.random.uniform(key, (*ts.reward.shape[:1], *spec.shape), minval=low, maxval=high)
+
+    return sample
+
+
 # --------------------------------------------------------------------------------------
 # Strict protocol (issue 18)
 

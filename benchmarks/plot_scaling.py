@@ -24,11 +24,10 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SCAN_STEPS, make_strict_run, ours  # noqa: E402
+from common import SCAN_STEPS, make_strict_run, ours, uniform_action  # noqa: E402
 
 #: One representative id per family (where a family has a peer benchmark, the id it uses).
 FAMILIES = {
@@ -61,12 +60,7 @@ def strict_run(env_id: str, batch: int):
     spec = jaxmarl_envs.make(env_id).action_spec
     if not np.issubdtype(spec.dtype, np.floating):
         return make_strict_run(reset, step, mask_of, batch=batch)
-    low, high = jnp.asarray(spec.minimum), jnp.asarray(spec.maximum)
-
-    def sample(key, ts):
-        return jax.random.uniform(key, (batch, *spec.shape), minval=low, maxval=high)
-
-    return make_strict_run(reset, step, None, batch=batch, sample_action=sample)
+    return make_strict_run(reset, step, None, batch=batch, sample_action=uniform_action(spec))
 
 
 #: Each timed sample repeats the call until it has run at least this long (small batches take

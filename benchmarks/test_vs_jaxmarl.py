@@ -221,6 +221,12 @@ def test_print_table():
     assert all(r["median"] > 0 for _, r in rows)
 
 
+def _example_args(reset, mask_of):
+    """`(state, action)` to trace or compile a step with: a reset state and all-zero actions."""
+    state, ts = jax.jit(reset)(jax.random.PRNGKey(0))
+    return state, np.zeros(np.shape(mask_of(ts))[:-1], np.int32)
+
+
 def _empty_step(reset, step, mask_of):
     """A jitted-step stand-in with the same input and output pytrees as `step` that does no
     environment work: it reads one element of every input array (so none is pruned and the
@@ -230,9 +236,7 @@ def _empty_step(reset, step, mask_of):
     1,000-flop threshold, so it always runs inline)."""
     import jax.numpy as jnp
 
-    state, ts = jax.jit(reset)(jax.random.PRNGKey(0))
-    action = np.zeros(np.shape(mask_of(ts))[:-1], np.int32)
-    shapes = jax.eval_shape(step, state, action)
+    shapes = jax.eval_shape(step, *_example_args(reset, mask_of))
 
     def empty(state, action):
         leaves = jax.tree_util.tree_leaves((state, action))
@@ -274,6 +278,7 @@ def test_python_loop_breakdown(benchmark):
 
     mine = ours(LOOP_ENV)
     peer = _jaxmarl(LOOP_ENV)
+    least = _least_step()
     loops = {
         "ours: environment step": make_python_loop(*mine, steps=LOOP_STEPS),
         "ours: empty step, same pytrees": make_python_loop(*_empty_step(*mine), steps=LOOP_STEPS),
@@ -282,14 +287,12 @@ def test_python_loop_breakdown(benchmark):
             *_empty_step(*peer[:3]), steps=LOOP_STEPS, obs_of=peer[3]
         ),
         "least possible step (3 outputs)": make_python_loop(
-            *_least_step()[:3], steps=LOOP_STEPS, obs_of=_least_step()[3]
+            *least[:3], steps=LOOP_STEPS, obs_of=least[3]
         ),
     }
     flops = {}
     for side, (reset, step, mask_of, *_) in {"ours": mine, "jaxmarl": peer}.items():
-        state, ts = jax.jit(reset)(jax.random.PRNGKey(0))
-        action = np.zeros(np.shape(mask_of(ts))[:-1], np.int32)
-        cost = jax.jit(step).lower(state, action).compile().cost_analysis()
+        cost = jax.jit(step).lower(*_example_args(reset, mask_of)).compile().cost_analysis()
         flops[side] = float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
     def measure():
@@ -307,8 +310,10 @@ def test_python_loop_breakdown(benchmark):
     times = benchmark.pedantic(measure, rounds=1)
     med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
     peer_real = times["jaxmarl: environment step"]
-    sync = os.environ.get("JAXMARL_CPU_SYNC_DISPATCH") == "1"  # applied at import
-    mode = "off (JAXMARL_CPU_SYNC_DISPATCH=1)" if sync else "on (default)"
+    from jaxmarl_envs._xla_flags import SYNC_DISPATCH_ENV  # applied at import
+
+    sync = os.environ.get(SYNC_DISPATCH_ENV) == "1"
+    mode = f"off ({SYNC_DISPATCH_ENV}=1)" if sync else "on (default)"
     print(f"\n{LOOP_ENV} batch-1 loop, async dispatch {mode}, load {load} -> {os.getloadavg()}")
     print(
         f"  compiled step cost analysis: ours {flops['ours']:.0f} flops, "

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from functools import partial
 
-import jax
 import pytest
-from common import StrictComparison, make_strict_run, ours
+from common import StrictComparison, make_strict_run, ours, uniform_action
+
+import jaxmarl_envs
 
 jumanji = pytest.importorskip("jumanji")
 
@@ -39,14 +40,12 @@ def _jumanji(name: str):
     return env.reset, env.step, mask_of
 
 
-def _steering(key, ts):
-    """Uniform `[-1, 1]` (rotation, acceleration) per searcher, `(batch, N, 2)`."""
-    return jax.random.uniform(key, (*ts.reward.shape, 2), minval=-1.0, maxval=1.0)
-
-
 def _strict(reset, step, mask_of, env_id):
     if env_id in CONTINUOUS:
-        return make_strict_run(reset, step, None, batch=BATCH, sample_action=_steering)
+        # Uniform within our action spec: `[-1, 1]` (rotation, acceleration) per searcher,
+        # the same bounds and shape as Jumanji's.
+        steering = uniform_action(jaxmarl_envs.make(env_id).action_spec)
+        return make_strict_run(reset, step, None, batch=BATCH, sample_action=steering)
     return make_strict_run(reset, step, mask_of, batch=BATCH)
 
 

@@ -377,33 +377,31 @@ print(json.dumps([all(ready), any(ready), [str(w.message) for w in caught]]))
 """
 
 
-@pytest.mark.parametrize("sync", ["1", "0"])
-def test_sync_dispatch_opt_in_runs_computations_inline(sync):
-    """`JAXMARL_CPU_SYNC_DISPATCH=1` (read at import): a large computation has finished when
-    its call returns; by default it has not (JAX hands it to a worker thread)."""
+def _sync_probe(sync: str, when: str) -> tuple[bool, bool, list[str]]:
+    """Runs `_SYNC_PROBE` in a fresh interpreter with `JAXMARL_CPU_SYNC_DISPATCH=sync`, JAX
+    started before (`when="late"`) or after (`"early"`) `import jaxmarl_envs`: whether every
+    call / any call of a large computation had finished on return, and the warnings."""
     import json
     import subprocess
     import sys
 
     env = {**os.environ, "JAXMARL_CPU_SYNC_DISPATCH": sync, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(
-        [sys.executable, "-c", _SYNC_PROBE, "early"], env=env, capture_output=True, text=True
+        [sys.executable, "-c", _SYNC_PROBE, when], env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    all_ready, any_ready, warned = json.loads(out.stdout.strip().splitlines()[-1])
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("sync", ["1", "0"])
+def test_sync_dispatch_opt_in_runs_computations_inline(sync):
+    """`JAXMARL_CPU_SYNC_DISPATCH=1` (read at import): a large computation has finished when
+    its call returns; by default it has not (JAX hands it to a worker thread)."""
+    all_ready, any_ready, warned = _sync_probe(sync, "early")
     assert warned == []
     assert all_ready if sync == "1" else not any_ready
 
 
 def test_sync_dispatch_opt_in_warns_when_jax_already_started():
-    import json
-    import subprocess
-    import sys
-
-    env = {**os.environ, "JAXMARL_CPU_SYNC_DISPATCH": "1", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-c", _SYNC_PROBE, "late"], env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    all_ready, any_ready, warned = json.loads(out.stdout.strip().splitlines()[-1])
+    all_ready, any_ready, warned = _sync_probe("1", "late")
     assert not any_ready and len(warned) == 1 and "has no effect" in warned[0]
